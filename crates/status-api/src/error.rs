@@ -116,7 +116,10 @@ mod tests {
             "invalid query parameter 'seconds': expected an integer from 1 to 3600, got 'abc'"
         );
         assert_eq!(e.status(), 400);
-        let e = ApiError::NotFound { method: "GET".into(), path: "/x".into() };
+        let e = ApiError::NotFound {
+            method: "GET".into(),
+            path: "/x".into(),
+        };
         assert_eq!(e.to_string(), "path not found: GET /x");
         assert_eq!(e.to_reply().body.as_ref(), b"path not found: GET /x\n");
     }

@@ -40,7 +40,10 @@ impl QueryParams {
 
     /// The value of `name`, if given.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Names and values in the order given.
@@ -50,7 +53,11 @@ impl QueryParams {
 
     /// A 400 naming the first parameter that is not in `accepted`.
     pub fn only(&self, accepted: &[&str]) -> Result<(), ApiError> {
-        if let Some((k, _)) = self.pairs.iter().find(|(k, _)| !accepted.contains(&k.as_str())) {
+        if let Some((k, _)) = self
+            .pairs
+            .iter()
+            .find(|(k, _)| !accepted.contains(&k.as_str()))
+        {
             let list = if accepted.is_empty() {
                 "this route takes no parameters".to_string()
             } else {
@@ -66,7 +73,9 @@ impl QueryParams {
 
     /// An integer parameter within `min..=max`, or `default` when absent.
     pub fn int_in(&self, name: &str, min: u64, max: u64, default: u64) -> Result<u64, ApiError> {
-        let Some(raw) = self.get(name) else { return Ok(default) };
+        let Some(raw) = self.get(name) else {
+            return Ok(default);
+        };
         let expected = format!("an integer from {min} to {max}");
         let digits = raw.strip_prefix('+').unwrap_or(raw);
         if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -97,7 +106,9 @@ fn decode(raw: &str) -> Result<String, ApiError> {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
@@ -216,12 +227,20 @@ impl HeapParams {
                 "text" => JeprofText::Text,
                 "collapsed" => JeprofText::Collapsed,
                 "raw" => JeprofText::Raw,
-                _ => return Err(ApiError::bad_param("text", "one of svg, text, collapsed, raw", t)),
+                _ => {
+                    return Err(ApiError::bad_param(
+                        "text",
+                        "one of svg, text, collapsed, raw",
+                        t,
+                    ))
+                }
             }),
         };
         let protobuf = match q.get("format") {
             None => false,
-            Some(f) if f.eq_ignore_ascii_case("protobuf") || f.eq_ignore_ascii_case("pprof") => true,
+            Some(f) if f.eq_ignore_ascii_case("protobuf") || f.eq_ignore_ascii_case("pprof") => {
+                true
+            }
             Some(f) if f.eq_ignore_ascii_case("raw") => false,
             Some(f) => return Err(ApiError::bad_param("format", "protobuf or raw", f)),
         };
@@ -255,7 +274,9 @@ impl HeapActivateParams {
     pub(crate) fn parse(q: &QueryParams) -> Result<Self, ApiError> {
         q.only(&["interval"])?;
         let secs = q.int_in("interval", 1, Self::MAX_INTERVAL, Self::DEFAULT_INTERVAL)?;
-        Ok(HeapActivateParams { interval: Duration::from_secs(secs) })
+        Ok(HeapActivateParams {
+            interval: Duration::from_secs(secs),
+        })
     }
 }
 
@@ -327,8 +348,20 @@ mod tests {
     fn integers_are_bounded() {
         assert_eq!(q("").int_in("seconds", 1, 3600, 10), Ok(10));
         assert_eq!(q("seconds=20").int_in("seconds", 1, 3600, 10), Ok(20));
-        for bad in ["0", "-1", "abc", "", "3601", "99999999999999999999999", "1.5", "0x10", " 1"] {
-            let e = q(&format!("seconds={bad}")).int_in("seconds", 1, 3600, 10).unwrap_err();
+        for bad in [
+            "0",
+            "-1",
+            "abc",
+            "",
+            "3601",
+            "99999999999999999999999",
+            "1.5",
+            "0x10",
+            " 1",
+        ] {
+            let e = q(&format!("seconds={bad}"))
+                .int_in("seconds", 1, 3600, 10)
+                .unwrap_err();
             assert_eq!(e.status(), 400, "{bad}");
             assert!(e.to_string().contains("'seconds'"), "{e}");
         }
@@ -360,12 +393,20 @@ mod tests {
     #[test]
     fn heap_views() {
         assert_eq!(HeapParams::parse(&q("")).unwrap().view, HeapView::RawDump);
-        assert_eq!(HeapParams::parse(&q("jeprof=true")).unwrap().view, HeapView::Jeprof(JeprofText::Svg));
         assert_eq!(
-            HeapParams::parse(&q("jeprof=true&text=collapsed")).unwrap().view,
+            HeapParams::parse(&q("jeprof=true")).unwrap().view,
+            HeapView::Jeprof(JeprofText::Svg)
+        );
+        assert_eq!(
+            HeapParams::parse(&q("jeprof=true&text=collapsed"))
+                .unwrap()
+                .view,
             HeapView::Jeprof(JeprofText::Collapsed)
         );
-        assert_eq!(HeapParams::parse(&q("format=protobuf")).unwrap().view, HeapView::Protobuf);
+        assert_eq!(
+            HeapParams::parse(&q("format=protobuf")).unwrap().view,
+            HeapView::Protobuf
+        );
         assert!(HeapParams::parse(&q("text=pdf")).is_err());
         assert!(HeapParams::parse(&q("jeprof=yes")).is_err());
         assert!(HeapParams::parse(&q("jeprof=true&format=protobuf")).is_err());
@@ -374,7 +415,15 @@ mod tests {
     #[test]
     fn heap_file_names() {
         assert!(HeapFileName::new("000001.heap").is_some());
-        for bad in ["../x.heap", ".heap", "1.heap/", "a.heap", "000001.heapx", "/etc/passwd", "%2e%2e"] {
+        for bad in [
+            "../x.heap",
+            ".heap",
+            "1.heap/",
+            "a.heap",
+            "000001.heapx",
+            "/etc/passwd",
+            "%2e%2e",
+        ] {
             assert!(HeapFileName::new(bad).is_none(), "{bad}");
         }
         assert_eq!(HeapFileName::for_sequence(3).as_str(), "000003.heap");

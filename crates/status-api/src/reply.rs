@@ -48,7 +48,12 @@ pub struct Reply {
 impl Reply {
     /// A reply with the given status, media type and body.
     pub fn new(status: u16, content_type: ContentType, body: impl Into<Bytes>) -> Self {
-        Reply { status, content_type, body: body.into(), allow: None }
+        Reply {
+            status,
+            content_type,
+            body: body.into(),
+            allow: None,
+        }
     }
 
     /// A 200 `text/plain` reply.
@@ -59,7 +64,8 @@ impl Reply {
     /// A 200 `application/json` reply with `value` serialized.
     pub fn json<T: Serialize>(value: &T) -> Self {
         // Serializing these plain structs cannot fail: they hold only strings and enums.
-        let body = serde_json::to_vec(value).unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()).into_bytes());
+        let body = serde_json::to_vec(value)
+            .unwrap_or_else(|e| format!("{{\"error\":{:?}}}", e.to_string()).into_bytes());
         Reply::new(200, ContentType::Json, body)
     }
 
@@ -209,17 +215,23 @@ pub struct MessageReply {
 impl MessageReply {
     /// `{"message":"Done"}`: the owner resigned.
     pub fn resigned() -> Self {
-        MessageReply { message: "Done".into() }
+        MessageReply {
+            message: "Done".into(),
+        }
     }
 
     /// The resign answer of a node that is not the owner.
     pub fn not_owner() -> Self {
-        MessageReply { message: "This node is not the remote gc owner, can't be resigned.".into() }
+        MessageReply {
+            message: "This node is not the remote gc owner, can't be resigned.".into(),
+        }
     }
 
     /// `{"message":"flag_set=true"}`: the upload flag was set.
     pub fn upload_flag_set() -> Self {
-        MessageReply { message: "flag_set=true".into() }
+        MessageReply {
+            message: "flag_set=true".into(),
+        }
     }
 }
 
@@ -230,18 +242,34 @@ mod tests {
     #[test]
     fn sync_status_wire_form() {
         assert_eq!(SyncStatus::default().to_body(), "0\n\n");
-        assert_eq!(SyncStatus { region_ids: vec![1, 5, 9] }.to_body(), "3\n1 5 9\n");
+        assert_eq!(
+            SyncStatus {
+                region_ids: vec![1, 5, 9]
+            }
+            .to_body(),
+            "3\n1 5 9\n"
+        );
     }
 
     #[test]
     fn json_wire_forms() {
-        let gc = GcReply { status: OwnerStatus::IsOwner, owner_id: "a\"b".into(), execute: true };
+        let gc = GcReply {
+            status: OwnerStatus::IsOwner,
+            owner_id: "a\"b".into(),
+            execute: true,
+        };
         assert_eq!(
             String::from_utf8(Reply::json(&gc).body.to_vec()).unwrap(),
             r#"{"status":"IsOwner","owner_id":"a\"b","execute":"true"}"#
         );
-        let info = OwnerInfo { status: OwnerStatus::NoLeader, owner_id: String::new() };
-        assert_eq!(Reply::json(&info).body.as_ref(), br#"{"status":"NoLeader","owner_id":""}"#);
+        let info = OwnerInfo {
+            status: OwnerStatus::NoLeader,
+            owner_id: String::new(),
+        };
+        assert_eq!(
+            Reply::json(&info).body.as_ref(),
+            br#"{"status":"NoLeader","owner_id":""}"#
+        );
         assert_eq!(
             Reply::json(&MessageReply::not_owner()).body.as_ref(),
             br#"{"message":"This node is not the remote gc owner, can't be resigned."}"#

@@ -167,7 +167,9 @@ pub fn route(req: RequestHead<'_>) -> Result<Route, ApiError> {
         }
         if let Some(name) = rest.strip_prefix("heap_file/") {
             no_params(&req)?;
-            return HeapFileName::new(name).map(Route::HeapFile).ok_or_else(not_found);
+            return HeapFileName::new(name)
+                .map(Route::HeapFile)
+                .ok_or_else(not_found);
         }
         let q = QueryParams::parse(req.query)?;
         return Ok(match rest {
@@ -189,14 +191,18 @@ pub fn route(req: RequestHead<'_>) -> Result<Route, ApiError> {
         });
     }
 
-    let Some(rest) = ENGINE_PREFIXES.iter().find_map(|p| req.path.strip_prefix(p)) else {
+    let Some(rest) = ENGINE_PREFIXES
+        .iter()
+        .find_map(|p| req.path.strip_prefix(p))
+    else {
         return Err(not_found());
     };
 
     if rest == "sync-status" || rest.starts_with("sync-status/") {
         check_method(method, GET, &req)?;
         no_params(&req)?;
-        return parse_sync_status(rest.strip_prefix("sync-status").unwrap_or("")).map(Route::SyncStatus);
+        return parse_sync_status(rest.strip_prefix("sync-status").unwrap_or(""))
+            .map(Route::SyncStatus);
     }
 
     let route = match rest {
@@ -214,7 +220,11 @@ pub fn route(req: RequestHead<'_>) -> Result<Route, ApiError> {
     Ok(route)
 }
 
-fn check_method(method: Method, allowed: &'static str, req: &RequestHead<'_>) -> Result<(), ApiError> {
+fn check_method(
+    method: Method,
+    allowed: &'static str,
+    req: &RequestHead<'_>,
+) -> Result<(), ApiError> {
     let ok = match method {
         Method::Get | Method::Head => true,
         Method::Post => allowed == GET_POST,
@@ -292,22 +302,39 @@ mod tests {
             Some((p, q)) => (p, Some(q)),
             None => (path_and_query, None),
         };
-        route(RequestHead { method: "GET", path, query, content_type: None })
+        route(RequestHead {
+            method: "GET",
+            path,
+            query,
+            content_type: None,
+        })
     }
 
     #[test]
     fn engine_routes_under_both_prefixes() {
         for prefix in ENGINE_PREFIXES {
-            assert_eq!(get(&format!("{prefix}store-status")), Ok(Route::StoreStatus));
+            assert_eq!(
+                get(&format!("{prefix}store-status")),
+                Ok(Route::StoreStatus)
+            );
             assert_eq!(
                 get(&format!("{prefix}sync-status/100")),
-                Ok(Route::SyncStatus(SyncStatusKey { keyspace_id: None, table_id: 100 }))
+                Ok(Route::SyncStatus(SyncStatusKey {
+                    keyspace_id: None,
+                    table_id: 100
+                }))
             );
             assert_eq!(
                 get(&format!("{prefix}sync-status/keyspace/1/table/2")),
-                Ok(Route::SyncStatus(SyncStatusKey { keyspace_id: Some(1), table_id: 2 }))
+                Ok(Route::SyncStatus(SyncStatusKey {
+                    keyspace_id: Some(1),
+                    table_id: 2
+                }))
             );
-            assert_eq!(get(&format!("{prefix}remote/owner/info")), Ok(Route::OwnerInfo));
+            assert_eq!(
+                get(&format!("{prefix}remote/owner/info")),
+                Ok(Route::OwnerInfo)
+            );
         }
     }
 
@@ -327,29 +354,59 @@ mod tests {
             let e = get(bad).unwrap_err();
             assert_eq!(e.status(), 400, "{bad}: {e}");
         }
-        assert!(get("/tiflash/sync-status/abc").unwrap_err().to_string().contains("table id 'abc'"));
+        assert!(get("/tiflash/sync-status/abc")
+            .unwrap_err()
+            .to_string()
+            .contains("table id 'abc'"));
     }
 
     #[test]
     fn unknown_and_wrong_method() {
         assert_eq!(get("/x").unwrap_err().to_string(), "path not found: GET /x");
         assert_eq!(get("/tiflash/nope").unwrap_err().status(), 404);
-        assert_eq!(get("/debug/pprof/heap_file/../etc").unwrap_err().status(), 404);
-        let e = route(RequestHead { method: "POST", path: "/tiflash/store-status", query: None, content_type: None })
-            .unwrap_err();
+        assert_eq!(
+            get("/debug/pprof/heap_file/../etc").unwrap_err().status(),
+            404
+        );
+        let e = route(RequestHead {
+            method: "POST",
+            path: "/tiflash/store-status",
+            query: None,
+            content_type: None,
+        })
+        .unwrap_err();
         assert_eq!(e.status(), 405);
         assert_eq!(e.to_reply().allow, Some("GET, HEAD"));
-        let r = route(RequestHead { method: "POST", path: "/debug/pprof/symbol", query: None, content_type: None });
+        let r = route(RequestHead {
+            method: "POST",
+            path: "/debug/pprof/symbol",
+            query: None,
+            content_type: None,
+        });
         assert_eq!(r, Ok(Route::SymbolPost));
-        let r = route(RequestHead { method: "HEAD", path: "/debug/pprof/symbol", query: None, content_type: None });
+        let r = route(RequestHead {
+            method: "HEAD",
+            path: "/debug/pprof/symbol",
+            query: None,
+            content_type: None,
+        });
         assert_eq!(r, Ok(Route::SymbolCount));
     }
 
     #[test]
     fn params_are_checked() {
-        assert_eq!(get("/debug/pprof/profile?seconds=0").unwrap_err().status(), 400);
+        assert_eq!(
+            get("/debug/pprof/profile?seconds=0").unwrap_err().status(),
+            400
+        );
         assert_eq!(get("/tiflash/store-status?x=1").unwrap_err().status(), 400);
-        assert!(matches!(get("/debug/pprof/heap_activate"), Ok(Route::HeapActivate(_))));
-        assert_eq!(get("/debug/pprof/symbol?0x1+0x2"), Ok(Route::SymbolQuery("0x1+0x2".into())));
+        assert!(matches!(
+            get("/debug/pprof/heap_activate"),
+            Ok(Route::HeapActivate(_))
+        ));
+        assert_eq!(
+            get("/debug/pprof/symbol?0x1+0x2"),
+            Ok(Route::SymbolQuery("0x1+0x2".into()))
+        );
     }
 }

@@ -14,7 +14,9 @@ pub const NUM_SYMBOLS_REPLY: &str = "num_symbols: 1\n";
 /// A body that is not UTF-8 or a malformed token is a 400 naming it.
 pub fn parse_symbol_addresses(body: &[u8]) -> Result<Vec<u64>, ApiError> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        return Err(ApiError::PayloadTooLarge {
+            limit: MAX_BODY_BYTES,
+        });
     }
     let text = std::str::from_utf8(body).map_err(|e| {
         ApiError::BadRequest(format!(
@@ -28,8 +30,12 @@ pub fn parse_symbol_addresses(body: &[u8]) -> Result<Vec<u64>, ApiError> {
         if token.is_empty() {
             continue;
         }
-        let hex = token.strip_prefix("0x").or_else(|| token.strip_prefix("0X")).unwrap_or(token);
-        let valid = !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        let hex = token
+            .strip_prefix("0x")
+            .or_else(|| token.strip_prefix("0X"))
+            .unwrap_or(token);
+        let valid =
+            !hex.is_empty() && hex.len() <= 16 && hex.bytes().all(|b| b.is_ascii_hexdigit());
         match valid.then(|| u64::from_str_radix(hex, 16).ok()).flatten() {
             Some(addr) => out.push(addr),
             None => {
@@ -67,19 +73,34 @@ mod tests {
 
     #[test]
     fn parses_jeprof_bodies() {
-        assert_eq!(parse_symbol_addresses(b"0x56424a39c97e+0x564251100E4C").unwrap(), vec![0x5642_4a39_c97e, 0x5642_5110_0e4c]);
-        assert_eq!(parse_symbol_addresses(b" 10 + 0XfF \n").unwrap(), vec![0x10, 0xff]);
+        assert_eq!(
+            parse_symbol_addresses(b"0x56424a39c97e+0x564251100E4C").unwrap(),
+            vec![0x5642_4a39_c97e, 0x5642_5110_0e4c]
+        );
+        assert_eq!(
+            parse_symbol_addresses(b" 10 + 0XfF \n").unwrap(),
+            vec![0x10, 0xff]
+        );
         assert_eq!(parse_symbol_addresses(b"").unwrap(), Vec::<u64>::new());
         assert!(parse_symbol_addresses(b"0x1 0x2").is_err());
-        assert!(parse_symbol_addresses(b"0xzz").unwrap_err().to_string().contains("'0xzz'"));
+        assert!(parse_symbol_addresses(b"0xzz")
+            .unwrap_err()
+            .to_string()
+            .contains("'0xzz'"));
         assert!(parse_symbol_addresses(b"0x").is_err());
         assert!(parse_symbol_addresses(b"0x10000000000000000").is_err());
-        assert!(parse_symbol_addresses(&[0xff, 0xfe]).unwrap_err().to_string().contains("UTF-8"));
+        assert!(parse_symbol_addresses(&[0xff, 0xfe])
+            .unwrap_err()
+            .to_string()
+            .contains("UTF-8"));
     }
 
     #[test]
     fn formats_lines() {
-        let body = format_symbol_lines(&[SymbolLine { address: 0xABC, name: "f--g".into() }]);
+        let body = format_symbol_lines(&[SymbolLine {
+            address: 0xABC,
+            name: "f--g".into(),
+        }]);
         assert_eq!(body, "0xabc f--g\n");
     }
 }

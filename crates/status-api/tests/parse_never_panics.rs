@@ -5,7 +5,12 @@ use proptest::prelude::*;
 use status_api::{parse_symbol_addresses, route, RequestHead};
 
 fn method() -> impl Strategy<Value = String> {
-    prop_oneof![Just("GET".to_string()), Just("HEAD".to_string()), Just("POST".to_string()), "[A-Z]{0,8}"]
+    prop_oneof![
+        Just("GET".to_string()),
+        Just("HEAD".to_string()),
+        Just("POST".to_string()),
+        "[A-Z]{0,8}"
+    ]
 }
 
 fn path() -> impl Strategy<Value = String> {

@@ -12,7 +12,9 @@ pub(crate) struct CatchUnwind<F> {
 
 impl<F: Future> CatchUnwind<F> {
     pub(crate) fn new(inner: F) -> Self {
-        CatchUnwind { inner: Box::pin(inner) }
+        CatchUnwind {
+            inner: Box::pin(inner),
+        }
     }
 }
 

@@ -70,13 +70,22 @@ pub struct Server {
 impl Server {
     /// Binds the listen address (port 0 picks a free port).
     pub async fn bind(config: ServerConfig) -> Result<Server, HttpError> {
-        let bind_err = |source| HttpError::Bind { addr: config.addr, source };
+        let bind_err = |source| HttpError::Bind {
+            addr: config.addr,
+            source,
+        };
         let listener = TcpListener::bind(config.addr).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
         if config.tls.is_some() {
-            return Err(HttpError::Tls("this build of status-http serves plain HTTP only".into()));
+            return Err(HttpError::Tls(
+                "this build of status-http serves plain HTTP only".into(),
+            ));
         }
-        Ok(Server { listener, local_addr, config })
+        Ok(Server {
+            listener,
+            local_addr,
+            config,
+        })
     }
 
     /// The address actually bound.
@@ -87,7 +96,11 @@ impl Server {
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
     /// finish for up to [`ServerConfig::shutdown_grace`].
     pub async fn serve<H: Handler>(self, handler: Arc<H>, shutdown: impl Future<Output = ()>) {
-        let Server { listener, local_addr, config } = self;
+        let Server {
+            listener,
+            local_addr,
+            config,
+        } = self;
         let config = Arc::new(config);
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
@@ -115,7 +128,10 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let info = ConnInfo { remote_addr, peer_common_name: None };
+            let info = ConnInfo {
+                remote_addr,
+                peer_common_name: None,
+            };
             let handler = handler.clone();
             let cfg = config.clone();
             let service = service_fn(move |req| {
@@ -166,9 +182,10 @@ async fn serve_one<H: Handler>(
             StatusCode::PAYLOAD_TOO_LARGE,
             format!("request body too large: the limit is {limit} bytes"),
         ),
-        Err(BodyError::Broken(e)) => {
-            plain(StatusCode::BAD_REQUEST, format!("could not read the request body: {e}"))
-        }
+        Err(BodyError::Broken(e)) => plain(
+            StatusCode::BAD_REQUEST,
+            format!("could not read the request body: {e}"),
+        ),
         Ok(bytes) => {
             parts.extensions.insert(info);
             let req = Request::from_parts(parts, bytes);
@@ -197,7 +214,9 @@ async fn serve_one<H: Handler>(
 
     let (mut parts, body) = response.into_parts();
     if method == Method::HEAD {
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         return http::Response::from_parts(parts, Full::new(Bytes::new()));
     }
     http::Response::from_parts(parts, Full::new(body))

@@ -1,0 +1,3 @@
+//! One module per route family; `service.rs` dispatches to them.
+
+pub(crate) mod engine;

@@ -1,0 +1,80 @@
+//! The handler between the transport and the route families: parse, dispatch, reply.
+//!
+//! To add a route family: a module in `routes/`, its state in `state.rs`, and its arms in
+//! [`Service::dispatch`]. Routes whose family is not built yet answer 404.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use status_api::{ApiError, Reply, RequestHead, Route};
+use status_http::{Handler, Request, Response};
+
+use crate::routes::engine;
+use crate::state::AppState;
+
+/// The status server's [`Handler`].
+#[derive(Debug, Clone)]
+pub(crate) struct Service {
+    state: Arc<AppState>,
+}
+
+impl Service {
+    pub(crate) fn new(state: Arc<AppState>) -> Self {
+        Service { state }
+    }
+
+    async fn dispatch(&self, route: Route, req: &Request) -> Result<Reply, ApiError> {
+        let state = &self.state;
+        match route {
+            Route::StoreStatus => Ok(engine::store_status(state)),
+            Route::SyncStatus(key) => Ok(engine::sync_status(state, key)),
+            Route::Livez => Ok(engine::livez()),
+            Route::Readyz => engine::readyz(state),
+            _ => Err(ApiError::NotFound {
+                method: req.method().to_string(),
+                path: req.uri().path().to_string(),
+            }),
+        }
+    }
+}
+
+impl Handler for Service {
+    async fn handle(&self, req: Request) -> Response {
+        let content_type = req
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let head = RequestHead {
+            method: req.method().as_str(),
+            path: req.uri().path(),
+            query: req.uri().query(),
+            content_type,
+        };
+        let reply = match status_api::route(head) {
+            Ok(route) => self.dispatch(route, &req).await.unwrap_or_else(|e| {
+                if e.status() >= 500 {
+                    tracing::warn!(path = req.uri().path(), error = %e, "request failed");
+                }
+                e.to_reply()
+            }),
+            Err(e) => e.to_reply(),
+        };
+        to_response(reply)
+    }
+}
+
+fn to_response(reply: Reply) -> Response {
+    let mut resp = http::Response::new(Bytes::clone(&reply.body));
+    *resp.status_mut() =
+        http::StatusCode::from_u16(reply.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(reply.content_type.as_str()),
+    );
+    if let Some(allow) = reply.allow {
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
+}
