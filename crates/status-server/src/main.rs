@@ -37,6 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let config = Config::resolve(file, cli.settings)?;
     init_logging(&config.log_level)?;
+    tracing::debug!(?config, "resolved configuration");
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -44,11 +45,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
         let server = StatusServer::new(config);
         let bound = server.bind().await?;
         // Machine-readable: the test harness and scripts read the bound address from here.
         println!("status-server listening on http://{}", bound.local_addr());
-        bound.serve(shutdown_signal()).await;
+        bound.serve(shutdown).await;
         tracing::info!("status server terminated");
         Ok(())
     })
@@ -66,18 +68,16 @@ fn init_logging(filter: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+/// Installs the SIGINT and SIGTERM handlers now (before the address is announced, so an
+/// early signal is never fatal) and returns a future that completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::error!("cannot install signal handlers; stop the server with SIGKILL");
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
-        _ = int.recv() => tracing::info!("SIGINT received; stopping"),
-    }
+    let mut term = signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; stopping"),
+            _ = int.recv() => tracing::info!("SIGINT received; stopping"),
+        }
+    })
 }
