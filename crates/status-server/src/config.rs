@@ -12,7 +12,7 @@ pub struct Config {
     pub status_addr: SocketAddr,
     /// The only directory the server writes to (heap dumps). Created on first use.
     pub data_dir: PathBuf,
-    /// Log filter, `tracing_subscriber::EnvFilter` syntax (`info`, `debug,hyper=warn`, …).
+    /// Log filter in the `EnvFilter` syntax of tracing-subscriber (`info`, `debug,hyper=warn`, …).
     pub log_level: String,
 }
 
