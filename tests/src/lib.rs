@@ -75,6 +75,7 @@ pub fn require_tool(name: &str) -> PathBuf {
 }
 
 /// A running server process, killed on drop.
+#[derive(Debug)]
 pub struct TestServer {
     child: Option<Child>,
     addr: SocketAddr,
