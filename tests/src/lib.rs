@@ -5,6 +5,8 @@
 //! Every process a test starts is owned by a guard that kills it on drop, panics included.
 #![allow(clippy::unwrap_used)]
 
+pub mod etcd;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -51,7 +53,22 @@ pub fn server_binary() -> PathBuf {
 /// Runs `cargo <args>` in the workspace and panics with its output if it fails.
 pub fn build_with_cargo(args: &[&str]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
+    let mut cmd = Command::new(cargo);
+    // cargo sets CARGO_PKG_* and CARGO_MANIFEST_* for this test process. Build scripts that
+    // track them (ring's does) would see them change and rebuild on every alternation between
+    // this inner build and the outer `cargo test`: drop them.
+    for (key, _) in std::env::vars_os() {
+        if let Some(key) = key.to_str() {
+            if key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || key == "CARGO_CRATE_NAME"
+                || key == "CARGO_PRIMARY_PACKAGE"
+            {
+                cmd.env_remove(key);
+            }
+        }
+    }
+    let out = cmd
         .args(args)
         .current_dir(workspace_root())
         .output()
@@ -156,7 +173,7 @@ impl TestServer {
             let mut sent = false;
             while let Some(Ok(line)) = lines.next() {
                 if !sent {
-                    if let Some(addr) = line.split("http://").nth(1) {
+                    if let Some(addr) = line.split("://").nth(1) {
                         let _ = tx.send(addr.trim().to_string());
                         sent = true;
                     }

@@ -3,6 +3,7 @@
 //! - `run [ARGS…]`   build and start the server (release) with its embedded defaults
 //! - `test`          install what the suite needs, then fmt, tidy, clippy, docs, every test
 //! - `bench`         the measurements of docs/performance.md, printed as ratios
+//! - `load`          status-server under wrk load vs bare hyper, idle and while profiling
 //! - `dist`          release binary + README + docs in a tar.gz with SHA256SUMS
 //! - `tidy`          the architecture invariants of ARCHITECTURE.md, from `cargo metadata`
 
@@ -11,8 +12,11 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+mod bench_heap;
+mod bench_symbol;
 mod deps;
 mod dist;
+mod load;
 mod tidy;
 
 fn main() -> Result<()> {
@@ -23,10 +27,11 @@ fn main() -> Result<()> {
         "run" => run(&rest),
         "test" => test(),
         "bench" => bench(&rest),
+        "load" => load::run(),
         "dist" => dist::dist(),
         "tidy" => tidy::tidy(),
         _ => {
-            eprintln!("usage: cargo xtask <run [ARGS…] | test | bench | dist | tidy>");
+            eprintln!("usage: cargo xtask <run [ARGS…] | test | bench | load | dist | tidy>");
             if task.is_empty() || task == "help" || task == "--help" {
                 Ok(())
             } else {
@@ -121,6 +126,30 @@ fn test() -> Result<()> {
     Ok(())
 }
 
-fn bench(_args: &[String]) -> Result<()> {
-    bail!("no benchmark is wired into `cargo xtask bench` yet")
+/// `cargo xtask bench [all|symbol|heap|load|cpu|heap-dump] [ARGS…]`: every measurement of
+/// docs/performance.md, each printed side by side with the tool users would otherwise use.
+fn bench(args: &[String]) -> Result<()> {
+    let (which, rest) = match args.split_first() {
+        Some((w, rest)) => (w.as_str(), rest),
+        None => ("all", &[][..]),
+    };
+    let cpu = || run_cmd(cargo().args(["bench", "-p", "profiling-core", "--features", "cpu", "--bench", "cpu_overhead"]));
+    let heap_dump = || {
+        run_cmd(cargo().args(["run", "--release", "-p", "profiling-core", "--features", "heap", "--example", "heap_dump_cost"]))
+    };
+    match which {
+        "symbol" => bench_symbol::run(rest),
+        "heap" => bench_heap::run(),
+        "load" => load::run(),
+        "cpu" => cpu(),
+        "heap-dump" => heap_dump(),
+        "all" => {
+            bench_symbol::run(rest)?;
+            bench_heap::run()?;
+            heap_dump()?;
+            cpu()?;
+            load::run()
+        }
+        other => bail!("unknown benchmark '{other}': expected all, symbol, heap, load, cpu or heap-dump"),
+    }
 }

@@ -158,8 +158,9 @@ fn check_sources(root: &Path) -> Result<Vec<String>> {
             let lines: Vec<&str> = text.lines().collect();
             for (i, line) in lines.iter().enumerate() {
                 if line.contains("unsafe {") && !line.trim_start().starts_with("//") {
-                    let window = &lines[i.saturating_sub(4)..=i];
-                    if !window.iter().any(|l| l.contains("SAFETY:")) {
+                    // The comment block right above the line (or the line itself) must say why.
+                    let above = lines[..i].iter().rev().take_while(|l| l.trim_start().starts_with("//"));
+                    if !line.contains("SAFETY:") && !above.into_iter().any(|l| l.contains("SAFETY:")) {
                         problems.push(format!(
                             "{name}:{}: unsafe block without a // SAFETY: comment",
                             i + 1

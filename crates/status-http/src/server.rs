@@ -1,4 +1,5 @@
-//! The accept loop, per-connection service and graceful shutdown.
+//! The accept loop, the TLS handshake and common-name check, the per-connection service and
+//! graceful shutdown.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -14,13 +15,16 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::body::{read_capped, BodyError};
 use crate::catch::CatchUnwind;
 use crate::config::ServerConfig;
+use crate::malformed::SentenceIo;
+use crate::tls::{check_peer, TlsState};
 use crate::{Request, Response};
 
 /// Serves requests: the one thing the transport asks of the layer above.
@@ -54,9 +58,20 @@ pub enum HttpError {
         #[source]
         source: io::Error,
     },
-    /// TLS settings could not be loaded.
+    /// TLS settings could not be used.
     #[error("invalid TLS configuration: {0}")]
     Tls(String),
+    /// A TLS file could not be read.
+    #[error("cannot read the TLS {what} {}", path.display())]
+    TlsFile {
+        /// Which file (`CA certificate file`, `certificate file`, `private key file`).
+        what: &'static str,
+        /// Its path.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
 }
 
 /// A bound, not yet serving, HTTP server.
@@ -65,32 +80,39 @@ pub struct Server {
     listener: TcpListener,
     local_addr: SocketAddr,
     config: ServerConfig,
+    tls: Option<Arc<TlsState>>,
 }
 
 impl Server {
-    /// Binds the listen address (port 0 picks a free port).
+    /// Loads the TLS files if [`ServerConfig::tls`] is set, then binds the listen address
+    /// (port 0 picks a free port). A TLS file that cannot be read or used is an error naming it.
     pub async fn bind(config: ServerConfig) -> Result<Server, HttpError> {
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(TlsState::load(files.clone())?)),
+            None => None,
+        };
         let bind_err = |source| HttpError::Bind {
             addr: config.addr,
             source,
         };
         let listener = TcpListener::bind(config.addr).await.map_err(bind_err)?;
         let local_addr = listener.local_addr().map_err(bind_err)?;
-        if config.tls.is_some() {
-            return Err(HttpError::Tls(
-                "this build of status-http serves plain HTTP only".into(),
-            ));
-        }
         Ok(Server {
             listener,
             local_addr,
             config,
+            tls,
         })
     }
 
     /// The address actually bound.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Whether the server speaks HTTPS (with client certificates).
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Serves until `shutdown` completes, then stops accepting and lets in-flight requests
@@ -100,11 +122,13 @@ impl Server {
             listener,
             local_addr,
             config,
+            tls,
         } = self;
         let config = Arc::new(config);
         let graceful = GracefulShutdown::new();
         let permits = Arc::new(Semaphore::new(config.max_connections.max(1)));
-        tracing::info!(%local_addr, "status server listening");
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        tracing::info!(%local_addr, scheme, "status server listening");
         tokio::pin!(shutdown);
 
         loop {
@@ -128,27 +152,17 @@ impl Server {
                 },
             };
             let _ = stream.set_nodelay(true);
-            let info = ConnInfo {
+            let conn = Connection {
+                handler: handler.clone(),
+                config: config.clone(),
+                watcher: graceful.watcher(),
                 remote_addr,
-                peer_common_name: None,
             };
-            let handler = handler.clone();
-            let cfg = config.clone();
-            let service = service_fn(move |req| {
-                let handler = handler.clone();
-                let info = info.clone();
-                let limit = cfg.max_body_bytes;
-                async move { Ok::<_, Infallible>(serve_one(handler, info, req, limit).await) }
-            });
-            let conn = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(config.header_read_timeout)
-                .keep_alive(true)
-                .serve_connection(TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
+            let tls = tls.clone();
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(%remote_addr, error = %e, "connection ended with an error");
+                match tls {
+                    None => conn.serve_plain(stream).await,
+                    Some(tls) => conn.serve_tls(stream, &tls).await,
                 }
                 drop(permit);
             });
@@ -165,38 +179,201 @@ impl Server {
     }
 }
 
+/// One accepted connection, before its first request.
+struct Connection<H> {
+    handler: Arc<H>,
+    config: Arc<ServerConfig>,
+    watcher: Watcher,
+    remote_addr: SocketAddr,
+}
+
+/// How a connection to the HTTPS port began.
+enum Handshake {
+    Done(Box<tokio_rustls::server::TlsStream<TcpStream>>),
+    PlainHttp(TcpStream),
+    Failed(String),
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
+impl<H: Handler> Connection<H> {
+    async fn serve_plain(self, stream: TcpStream) {
+        let info = ConnInfo {
+            remote_addr: self.remote_addr,
+            peer_common_name: None,
+        };
+        self.serve_http(stream, info, None).await;
+    }
+
+    async fn serve_tls(self, stream: TcpStream, tls: &TlsState) {
+        let remote_addr = self.remote_addr;
+        let acceptor = tls.acceptor();
+        // The handshake gets the header timeout: a client that connects and stays silent is
+        // dropped just like one that never finishes its request head.
+        let handshake = async move {
+            let mut first = [0u8; 1];
+            match stream.peek(&mut first).await {
+                Ok(0) => return Handshake::Failed("closed before the TLS handshake".into()),
+                Ok(_) if first[0] == TLS_HANDSHAKE_RECORD => {}
+                Ok(_) if first[0].is_ascii_alphabetic() => return Handshake::PlainHttp(stream),
+                Ok(_) => return Handshake::Failed("not a TLS handshake".into()),
+                Err(e) => return Handshake::Failed(e.to_string()),
+            }
+            match acceptor.accept(stream).await {
+                Ok(s) => Handshake::Done(Box::new(s)),
+                Err(e) => Handshake::Failed(e.to_string()),
+            }
+        };
+        let stream = match tokio::time::timeout(self.config.header_read_timeout, handshake).await
+        {
+            Ok(Handshake::Done(s)) => s,
+            Ok(Handshake::PlainHttp(stream)) => {
+                tracing::debug!(%remote_addr, "plain HTTP on the HTTPS port; refused");
+                refuse_plain_http(stream).await;
+                return;
+            }
+            Ok(Handshake::Failed(e)) => {
+                tracing::debug!(%remote_addr, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%remote_addr, "TLS handshake timed out");
+                return;
+            }
+        };
+        let (_, session) = stream.get_ref();
+        let check = check_peer(
+            session.peer_certificates().and_then(|c| c.first()),
+            tls.allowed_cn(),
+        );
+        if let Some(reason) = &check.denied {
+            tracing::info!(%remote_addr, cn = ?check.common_name, reason, "client certificate not allowed; every request gets 403");
+        }
+        let info = ConnInfo {
+            remote_addr,
+            peer_common_name: check.common_name,
+        };
+        self.serve_http(*stream, info, check.denied.map(Arc::from))
+            .await;
+    }
+
+    /// Serves HTTP/1.1 on `io`. With `denied` set, every request gets 403 with that sentence
+    /// and the handler never runs.
+    async fn serve_http<IO>(self, io: IO, info: ConnInfo, denied: Option<Arc<str>>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            handler,
+            config,
+            watcher,
+            remote_addr,
+        } = self;
+        let header_read_timeout = config.header_read_timeout;
+        let service = service_fn(move |req| {
+            let handler = handler.clone();
+            let info = info.clone();
+            let denied = denied.clone();
+            let config = config.clone();
+            async move {
+                Ok::<_, Infallible>(serve_one(handler, info, denied.as_deref(), req, &config).await)
+            }
+        });
+        let conn = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_read_timeout)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(SentenceIo::new(io)), service);
+        if let Err(e) = watcher.watch(conn).await {
+            tracing::debug!(%remote_addr, error = %e, "connection ended with an error");
+        }
+    }
+}
+
+/// Answers a plain HTTP request on the HTTPS port with a 400 sentence, then closes.
+async fn refuse_plain_http(mut stream: TcpStream) {
+    const BODY: &str = "this port serves HTTPS with client certificates: use an https:// URL and present a client certificate\n";
+    let reply = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        stream.write_all(reply.as_bytes()).await?;
+        stream.shutdown().await?;
+        // Read what the client sent (bounded), so that closing does not reset the connection
+        // before the client has read the reply.
+        let mut sink = [0u8; 4096];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            let n = stream.read(&mut sink).await?;
+            if n == 0 {
+                break;
+            }
+            left = left.saturating_sub(n);
+        }
+        Ok::<_, io::Error>(())
+    })
+    .await;
+}
+
 async fn serve_one<H: Handler>(
     handler: Arc<H>,
     info: ConnInfo,
+    denied: Option<&str>,
     req: hyper::Request<Incoming>,
-    limit: usize,
+    config: &ServerConfig,
 ) -> http::Response<Full<Bytes>> {
     let start = Instant::now();
     let (mut parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     let remote = info.remote_addr;
+    let cn = info.peer_common_name.clone();
+    let limit = config.max_body_bytes;
 
-    let response = match read_capped(&parts.headers, body, limit).await {
-        Err(BodyError::TooLarge) => plain(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body too large: the limit is {limit} bytes"),
-        ),
-        Err(BodyError::Broken(e)) => plain(
+    let response = if let Some(sentence) = denied {
+        // Before anything else, the body included: no route is exempt.
+        plain(StatusCode::FORBIDDEN, sentence.to_string())
+    } else if (method == Method::GET || method == Method::HEAD) && has_body(&parts.headers) {
+        plain(
             StatusCode::BAD_REQUEST,
-            format!("could not read the request body: {e}"),
-        ),
-        Ok(bytes) => {
-            parts.extensions.insert(info);
-            let req = Request::from_parts(parts, bytes);
-            match CatchUnwind::new(handler.handle(req)).await {
-                Ok(resp) => resp,
-                Err(panic) => {
-                    tracing::error!(%method, %path, %panic, "request handler panicked");
-                    plain(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        format!("internal error while serving {method} {path}; the server keeps serving"),
-                    )
+            format!("a {method} request must not carry a body"),
+        )
+    } else {
+        match tokio::time::timeout(
+            config.body_read_timeout,
+            read_capped(&parts.headers, body, limit),
+        )
+        .await
+        {
+            Err(_) => plain(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "request body not received within {} s",
+                    config.body_read_timeout.as_secs_f64()
+                ),
+            ),
+            Ok(Err(BodyError::TooLarge)) => plain(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("request body too large: the limit is {limit} bytes"),
+            ),
+            Ok(Err(BodyError::Broken(e))) => plain(
+                StatusCode::BAD_REQUEST,
+                format!("could not read the request body: {e}"),
+            ),
+            Ok(Ok(bytes)) => {
+                parts.extensions.insert(info);
+                let req = Request::from_parts(parts, bytes);
+                match CatchUnwind::new(handler.handle(req)).await {
+                    Ok(resp) => resp,
+                    Err(panic) => {
+                        tracing::error!(%method, %path, %panic, "request handler panicked");
+                        plain(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            format!("internal error while serving {method} {path}; the server keeps serving"),
+                        )
+                    }
                 }
             }
         }
@@ -205,6 +382,7 @@ async fn serve_one<H: Handler>(
     tracing::info!(
         target: "access",
         %remote,
+        cn = cn.as_deref().unwrap_or("-"),
         %method,
         path = %path,
         status = response.status().as_u16(),
@@ -213,6 +391,14 @@ async fn serve_one<H: Handler>(
     );
 
     let (mut parts, body) = response.into_parts();
+    // Error replies always say what they are; this also keeps them apart from hyper's own
+    // automatic replies to unparsable requests (see `malformed`).
+    if parts.status.as_u16() >= 400 && !parts.headers.contains_key(header::CONTENT_TYPE) {
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+    }
     if method == Method::HEAD {
         parts
             .headers
@@ -220,6 +406,16 @@ async fn serve_one<H: Handler>(
         return http::Response::from_parts(parts, Full::new(Bytes::new()));
     }
     http::Response::from_parts(parts, Full::new(body))
+}
+
+/// Whether the request head announces a body (a non-zero `Content-Length` or any
+/// `Transfer-Encoding`).
+fn has_body(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
 }
 
 fn plain(status: StatusCode, sentence: String) -> Response {

@@ -1,5 +1,7 @@
 //! The `status-server` binary: flags and config file, log subscriber, allocator, signals.
 
+mod allocator;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -49,7 +51,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         let server = StatusServer::new(config);
         let bound = server.bind().await?;
         // Machine-readable: the test harness and scripts read the bound address from here.
-        println!("status-server listening on http://{}", bound.local_addr());
+        println!(
+            "status-server listening on {}://{}",
+            bound.scheme(),
+            bound.local_addr()
+        );
         bound.serve(shutdown).await;
         tracing::info!("status server terminated");
         Ok(())

@@ -43,9 +43,20 @@ impl StatusServer {
         &self.state.config
     }
 
-    /// Binds the listen address; the store status becomes `Ready`.
+    /// The remote GC that the `/tiflash/remote/...` routes drive (owner election, GC trigger,
+    /// upload flag); `None` if its election could not start (those routes then answer 500).
+    /// An engine plugs in its GC and uploader with `RemoteGc::set_tasks`.
+    pub fn remote_gc(&self) -> Option<Arc<remote_gc::RemoteGc>> {
+        self.state.remote.get()
+    }
+
+    /// Loads the TLS files (if configured) and binds the listen address; the store status
+    /// becomes `Ready`. A TLS file that cannot be read or used is an error naming it.
     pub async fn bind(self) -> Result<BoundServer, HttpError> {
-        let transport = ServerConfig::new(self.state.config.status_addr);
+        let config = &self.state.config;
+        let mut transport = ServerConfig::new(config.status_addr);
+        transport.tls = config.tls.clone();
+        transport.header_read_timeout = config.header_timeout;
         let server = status_http::Server::bind(transport).await?;
         self.state.lifecycle.set(StoreStatus::Ready);
         Ok(BoundServer {
@@ -66,6 +77,15 @@ impl BoundServer {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.server.local_addr()
+    }
+
+    /// `https` when the server speaks HTTPS with client certificates, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.server.is_tls() {
+            "https"
+        } else {
+            "http"
+        }
     }
 
     /// The registry of replicated regions.

@@ -10,7 +10,11 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use status_api::{ApiError, Reply, RequestHead, Route};
 use status_http::{Handler, Request, Response};
 
+use crate::routes::cpu;
 use crate::routes::engine;
+use crate::routes::heap;
+use crate::routes::remote;
+use crate::routes::symbol;
 use crate::state::AppState;
 
 /// The status server's [`Handler`].
@@ -31,6 +35,27 @@ impl Service {
             Route::SyncStatus(key) => Ok(engine::sync_status(state, key)),
             Route::Livez => Ok(engine::livez()),
             Route::Readyz => engine::readyz(state),
+            Route::CpuProfile(params) => {
+                cpu::profile(&state.cpu, params, req.method() == http::Method::HEAD).await
+            }
+            Route::Cmdline => Ok(cpu::cmdline()),
+            Route::SymbolCount => Ok(symbol::count()),
+            Route::SymbolQuery(query) => symbol::resolve(&state.symbolizer, Bytes::from(query)).await,
+            Route::SymbolPost => symbol::resolve(&state.symbolizer, req.body().clone()).await,
+            Route::SetProfActive(on) => heap::set_prof_active(on),
+            Route::Heap(params) => heap::dump(&state.heap, &state.symbolizer, params).await,
+            Route::HeapActivate(params) => heap::activate(&state.heap, params).await,
+            Route::HeapList => heap::list(&state.heap).await,
+            Route::HeapFile(name) => {
+                heap::file(&state.heap, name, req.method().as_str(), req.uri().path()).await
+            }
+            Route::HeapDeactivate => heap::deactivate(&state.heap).await,
+            Route::ArenaPurge => heap::arena_purge().await,
+            Route::MemoryStatus(format) => heap::memory_status(format).await,
+            Route::OwnerInfo => remote::owner_info(&state.remote).await,
+            Route::OwnerResign => remote::owner_resign(&state.remote).await,
+            Route::RemoteGc => remote::gc(&state.remote).await,
+            Route::RemoteUpload => remote::upload(&state.remote),
             _ => Err(ApiError::NotFound {
                 method: req.method().to_string(),
                 path: req.uri().path().to_string(),

@@ -5,6 +5,10 @@ use std::sync::Arc;
 use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registry::Registry;
+use crate::routes::heap::HeapRoutes;
+use crate::routes::remote::RemoteRoutes;
+use profiling_core::symbolize::Symbolizer;
+use profiling_core::CpuProfiler;
 
 /// Shared by all requests. Route families add their own fields here.
 #[derive(Debug)]
@@ -12,14 +16,28 @@ pub(crate) struct AppState {
     pub(crate) config: Config,
     pub(crate) registry: Arc<Registry>,
     pub(crate) lifecycle: Arc<Lifecycle>,
+    /// jemalloc heap routes: dump directory and the running activation.
+    pub(crate) heap: Arc<HeapRoutes>,
+    /// The in-process symbolizer (`/debug/pprof/symbol`); loads modules on first use.
+    pub(crate) symbolizer: Arc<Symbolizer>,
+    /// The CPU profiler (`/debug/pprof/profile`): one profile at a time, process-wide.
+    pub(crate) cpu: CpuProfiler,
+    /// Remote GC owner election and triggers (`/tiflash/remote/...`).
+    pub(crate) remote: RemoteRoutes,
 }
 
 impl AppState {
     pub(crate) fn new(config: Config) -> Self {
+        let heap = Arc::new(HeapRoutes::new(&config.data_dir));
+        let remote = RemoteRoutes::start(&config);
         AppState {
             config,
+            heap,
             registry: Arc::new(Registry::new()),
             lifecycle: Arc::new(Lifecycle::new()),
+            symbolizer: Arc::new(Symbolizer::new()),
+            cpu: CpuProfiler::new(),
+            remote,
         }
     }
 }
