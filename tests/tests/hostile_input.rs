@@ -95,9 +95,27 @@ fn cases() -> Vec<Case> {
     // notations, percent-encoded and NUL bytes, non-UTF-8, very long values.
     let long_digits = "9".repeat(60_000);
     let bad_ints = [
-        "abc", "-1", "0", "18446744073709551616", "99999999999999999999999999", "", "1.5",
-        "0x10", "1e3", "%00", "1%00", "%zz", "%", "%C3%28", "%EF%BC%91", "+", "%201", "1%0A",
-        "NaN", "--1", &long_digits,
+        "abc",
+        "-1",
+        "0",
+        "18446744073709551616",
+        "99999999999999999999999999",
+        "",
+        "1.5",
+        "0x10",
+        "1e3",
+        "%00",
+        "1%00",
+        "%zz",
+        "%",
+        "%C3%28",
+        "%EF%BC%91",
+        "+",
+        "%201",
+        "1%0A",
+        "NaN",
+        "--1",
+        &long_digits,
     ];
     for (route, name, too_big) in [
         ("/debug/pprof/profile", "seconds", "3601"),
@@ -120,14 +138,23 @@ fn cases() -> Vec<Case> {
         ));
         cases.push(case(
             format!("{route} repeated encoded {name}"),
-            get(&format!("{route}?{name}=1&%{:02X}{}=1", name.as_bytes()[0], &name[1..])),
+            get(&format!(
+                "{route}?{name}=1&%{:02X}{}=1",
+                name.as_bytes()[0],
+                &name[1..]
+            )),
             Some(400),
         ));
     }
     // The protobuf Content-Type does not make a bad parameter good.
     cases.push(case(
         "profile bad seconds with protobuf content type",
-        request("GET", "/debug/pprof/profile?seconds=abc", &["Content-Type: application/protobuf"], b""),
+        request(
+            "GET",
+            "/debug/pprof/profile?seconds=abc",
+            &["Content-Type: application/protobuf"],
+            b"",
+        ),
         Some(400),
     ));
 
@@ -167,9 +194,27 @@ fn cases() -> Vec<Case> {
     // Ids in the path.
     let long_id = "9".repeat(5000);
     for tail in [
-        "abc", "-1", "9223372036854775808", "", "1.0", "%31", "1%00", "%00", "0x1", "%EF%BC%91",
-        "1/2", "1/", "keyspace/-1/table/1", "keyspace/4294967296/table/1", "keyspace/1/table/",
-        "keyspace//table/1", "keyspace/1/table/1/..", "..", "../1", "./1", &long_id,
+        "abc",
+        "-1",
+        "9223372036854775808",
+        "",
+        "1.0",
+        "%31",
+        "1%00",
+        "%00",
+        "0x1",
+        "%EF%BC%91",
+        "1/2",
+        "1/",
+        "keyspace/-1/table/1",
+        "keyspace/4294967296/table/1",
+        "keyspace/1/table/",
+        "keyspace//table/1",
+        "keyspace/1/table/1/..",
+        "..",
+        "../1",
+        "./1",
+        &long_id,
     ] {
         for prefix in ["/tiflash", "/tifash"] {
             let target = format!("{prefix}/sync-status/{tail}");
@@ -215,7 +260,11 @@ fn cases() -> Vec<Case> {
     cases.push(case("70 KB path", get(&huge_path), Some(414)));
     let many_headers: Vec<String> = (0..150).map(|i| format!("X-H{i}: v")).collect();
     let many_headers: Vec<&str> = many_headers.iter().map(String::as_str).collect();
-    cases.push(case("150 headers", request("GET", "/tiflash/store-status", &many_headers, b""), Some(431)));
+    cases.push(case(
+        "150 headers",
+        request("GET", "/tiflash/store-status", &many_headers, b""),
+        Some(431),
+    ));
 
     // Raw bytes that are not HTTP.
     for (what, raw) in [
@@ -238,7 +287,9 @@ fn cases() -> Vec<Case> {
 
     // Wrong methods on every route (the symbol route takes POST, so not that one there).
     for route in GET_ROUTES {
-        for method in ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "get", "FOO"] {
+        for method in [
+            "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "get", "FOO",
+        ] {
             if method == "POST" && route.starts_with("/debug/pprof/symbol") {
                 continue;
             }
@@ -249,7 +300,11 @@ fn cases() -> Vec<Case> {
             ));
         }
     }
-    cases.push(case("CONNECT", request("CONNECT", "127.0.0.1:20292", &[], b""), None));
+    cases.push(case(
+        "CONNECT",
+        request("CONNECT", "127.0.0.1:20292", &[], b""),
+        None,
+    ));
 
     // Bodies on GET and HEAD, on every route.
     for route in GET_ROUTES {
@@ -262,7 +317,12 @@ fn cases() -> Vec<Case> {
         }
         cases.push(case(
             format!("GET {route} with a chunked body"),
-            request("GET", route, &["Transfer-Encoding: chunked"], b"5\r\nhello\r\n0\r\n\r\n"),
+            request(
+                "GET",
+                route,
+                &["Transfer-Encoding: chunked"],
+                b"5\r\nhello\r\n0\r\n\r\n",
+            ),
             Some(400),
         ));
     }
@@ -277,13 +337,23 @@ fn cases() -> Vec<Case> {
     ] {
         cases.push(case(
             format!("Content-Length {len}"),
-            request("POST", "/debug/pprof/symbol", &[&format!("Content-Length: {len}")], b""),
+            request(
+                "POST",
+                "/debug/pprof/symbol",
+                &[&format!("Content-Length: {len}")],
+                b"",
+            ),
             Some(status),
         ));
     }
     cases.push(Case {
         what: "Content-Length 100 with 10 bytes".into(),
-        raw: request("POST", "/debug/pprof/symbol", &["Content-Length: 100"], b"0x1+0x2+0x"),
+        raw: request(
+            "POST",
+            "/debug/pprof/symbol",
+            &["Content-Length: 100"],
+            b"0x1+0x2+0x",
+        ),
         half_close: true,
         status: Some(400),
     });
@@ -296,7 +366,12 @@ fn cases() -> Vec<Case> {
         body.push(0xff);
         cases.push(case(
             format!("{n} random bytes as symbols"),
-            request("POST", "/debug/pprof/symbol", &[&format!("Content-Length: {}", body.len())], &body),
+            request(
+                "POST",
+                "/debug/pprof/symbol",
+                &[&format!("Content-Length: {}", body.len())],
+                &body,
+            ),
             Some(400),
         ));
     }
@@ -314,7 +389,12 @@ fn cases() -> Vec<Case> {
     ] {
         cases.push(case(
             format!("symbols {:?}", String::from_utf8_lossy(body)),
-            request("POST", "/debug/pprof/symbol", &[&format!("Content-Length: {}", body.len())], body),
+            request(
+                "POST",
+                "/debug/pprof/symbol",
+                &[&format!("Content-Length: {}", body.len())],
+                body,
+            ),
             Some(400),
         ));
     }
@@ -349,11 +429,7 @@ fn send(addr: SocketAddr, case: &Case) -> Vec<u8> {
             Ok(0) => break,
             Ok(n) => reply.extend_from_slice(&buf[..n]),
             Err(e) => {
-                assert!(
-                    !reply.is_empty(),
-                    "{}: no reply ({e})",
-                    case.what
-                );
+                assert!(!reply.is_empty(), "{}: no reply ({e})", case.what);
                 break;
             }
         }

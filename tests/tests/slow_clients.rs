@@ -22,9 +22,13 @@ fn half_sent_heads_do_not_delay_a_normal_client_and_are_dropped_after_the_timeou
             // Half a request line.
             0 => s.write_all(b"GET /tiflash/sto").unwrap(),
             // A request line and half the headers.
-            1 => s.write_all(b"GET /tiflash/store-status HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap(),
+            1 => s
+                .write_all(b"GET /tiflash/store-status HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap(),
             // A POST head that never ends.
-            2 => s.write_all(b"POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: 3\r\n").unwrap(),
+            2 => s
+                .write_all(b"POST /debug/pprof/symbol HTTP/1.1\r\nContent-Length: 3\r\n")
+                .unwrap(),
             // Nothing at all.
             _ => {}
         }
@@ -37,7 +41,10 @@ fn half_sent_heads_do_not_delay_a_normal_client_and_are_dropped_after_the_timeou
         let r = server.get("/tiflash/store-status");
         let took = t.elapsed();
         assert_eq!((r.status, r.text().as_str()), (200, "Running"));
-        assert!(took < Duration::from_millis(500), "a normal client waited {took:?}");
+        assert!(
+            took < Duration::from_millis(500),
+            "a normal client waited {took:?}"
+        );
     }
 
     // Every slow connection is closed by the server: not before the timeout, not long after.

@@ -34,12 +34,14 @@ impl Ca {
     /// localhost) into `dir`; returns their paths.
     fn issue(&self, dir: &Path, name: &str, cn: &str) -> (PathBuf, PathBuf) {
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (crt, pem_key) = (dir.join(format!("{name}.crt")), dir.join(format!("{name}.key")));
+        let (crt, pem_key) = (
+            dir.join(format!("{name}.crt")),
+            dir.join(format!("{name}.key")),
+        );
         replace(&crt, &cert.pem());
         replace(&pem_key, &key.serialize_pem());
         (crt, pem_key)
@@ -140,8 +142,16 @@ fn an_allowed_client_is_served_like_the_published_example() {
     // The TLS example of the published API document, a short profile.
     let (status, body) = tls.get(&tidb, &[], "/debug/pprof/profile?seconds=1");
     assert_eq!(status, 200, "{body}");
-    assert!(body.contains("<svg"), "not a flame graph: {}", &body[..body.len().min(200)]);
-    assert!(tls.server.stderr().contains("listening"), "{}", tls.server.stderr());
+    assert!(
+        body.contains("<svg"),
+        "not a flame graph: {}",
+        &body[..body.len().min(200)]
+    );
+    assert!(
+        tls.server.stderr().contains("listening"),
+        "{}",
+        tls.server.stderr()
+    );
 }
 
 #[test]
@@ -190,7 +200,9 @@ fn a_common_name_not_allowed_gets_403_on_every_route() {
     let (status, body) = tls.get(&tidb, &[], "/debug/pprof/heap_list");
     assert_eq!((status, body.as_str()), (200, ""));
     assert!(
-        tls.server.stderr().contains("client certificate not allowed"),
+        tls.server
+            .stderr()
+            .contains("client certificate not allowed"),
         "the refusal is logged"
     );
 }
@@ -202,13 +214,24 @@ fn no_certificate_a_foreign_ca_and_plain_http_fail() {
 
     // No client certificate.
     let (status, out, err) = curl(&["--cacert", s(&tls.ca_path), &url]);
-    assert!(!status.success(), "served without a client certificate: {out:?}");
+    assert!(
+        !status.success(),
+        "served without a client certificate: {out:?}"
+    );
     assert!(out.is_empty(), "{err}");
 
     // A client certificate from another CA.
     let other = Ca::new("another CA");
     let (crt, key) = other.issue(tls.dir.path(), "foreign", "tidb");
-    let (status, out, err) = curl(&["--key", s(&key), "--cert", s(&crt), "--cacert", s(&tls.ca_path), &url]);
+    let (status, out, err) = curl(&[
+        "--key",
+        s(&key),
+        "--cert",
+        s(&crt),
+        "--cacert",
+        s(&tls.ca_path),
+        &url,
+    ]);
     assert!(!status.success(), "served a foreign certificate: {out:?}");
     assert!(out.is_empty(), "{err}");
 
@@ -264,10 +287,16 @@ fn a_renewed_certificate_is_served_without_a_restart() {
         if subject == "CN=status-server-2" {
             break;
         }
-        assert!(Instant::now() < deadline, "still serving {subject} after renewal");
+        assert!(
+            Instant::now() < deadline,
+            "still serving {subject} after renewal"
+        );
         std::thread::sleep(Duration::from_millis(300));
     }
-    assert!(tls.server.stderr().contains("TLS certificate files changed"));
+    assert!(tls
+        .server
+        .stderr()
+        .contains("TLS certificate files changed"));
 
     // A broken renewal (garbage key) is logged and the current certificate stays in service.
     replace(&tls.dir.path().join("server.key"), "not a key\n");
@@ -277,7 +306,8 @@ fn a_renewed_certificate_is_served_without_a_restart() {
     }
     let log = tls.server.stderr();
     assert!(
-        log.contains("renewed TLS certificate files cannot be used") && log.contains("contains no PEM private key"),
+        log.contains("renewed TLS certificate files cannot be used")
+            && log.contains("contains no PEM private key"),
         "{log}"
     );
 }
@@ -314,22 +344,51 @@ fn bad_tls_settings_stop_the_binary_at_startup() {
     assert!(err.contains("cert-allowed-cn needs HTTPS"), "{err}");
 
     let missing = dir.path().join("missing.crt");
-    let err = refuses_to_start(&["--ca-path", s(&ca_path), "--cert-path", s(&missing), "--key-path", s(&key)]);
+    let err = refuses_to_start(&[
+        "--ca-path",
+        s(&ca_path),
+        "--cert-path",
+        s(&missing),
+        "--key-path",
+        s(&key),
+    ]);
     assert!(
-        err.contains(&format!("cannot read the TLS certificate file {}", missing.display()))
-            && err.contains("No such file"),
+        err.contains(&format!(
+            "cannot read the TLS certificate file {}",
+            missing.display()
+        )) && err.contains("No such file"),
         "{err}"
     );
-    let err = refuses_to_start(&["--ca-path", s(&crt), "--cert-path", s(&crt), "--key-path", s(&crt)]);
+    let err = refuses_to_start(&[
+        "--ca-path",
+        s(&crt),
+        "--cert-path",
+        s(&crt),
+        "--key-path",
+        s(&crt),
+    ]);
     assert!(
-        err.contains(&format!("private key file {}: contains no PEM private key", crt.display())),
+        err.contains(&format!(
+            "private key file {}: contains no PEM private key",
+            crt.display()
+        )),
         "{err}"
     );
     let garbage = dir.path().join("garbage.pem");
     std::fs::write(&garbage, "hello\n").unwrap();
-    let err = refuses_to_start(&["--ca-path", s(&garbage), "--cert-path", s(&crt), "--key-path", s(&key)]);
+    let err = refuses_to_start(&[
+        "--ca-path",
+        s(&garbage),
+        "--cert-path",
+        s(&crt),
+        "--key-path",
+        s(&key),
+    ]);
     assert!(
-        err.contains(&format!("CA certificate file {}: contains no PEM certificate", garbage.display())),
+        err.contains(&format!(
+            "CA certificate file {}: contains no PEM certificate",
+            garbage.display()
+        )),
         "{err}"
     );
 }

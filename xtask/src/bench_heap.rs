@@ -1,4 +1,4 @@
-//! `cargo xtask bench` (heap views): the in-process heap flame graph against
+//! `cargo xtask bench heap`: the in-process heap flame graph against
 //! `jeprof --svg`, side by side in one run on the same server (docs/performance.md, "Heap
 //! views").
 //!

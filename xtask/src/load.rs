@@ -75,20 +75,22 @@ pub fn run() -> Result<()> {
     );
 
     // Warm up both.
-    wrk(&script, bare.addr, 2)?;
-    wrk(&script, ours.addr, 2)?;
+    wrk(&script, &bare, 2)?;
+    wrk(&script, &ours, 2)?;
     let mut bare_runs = Vec::new();
     let mut idle_runs = Vec::new();
     for round in 0..ROUNDS {
-        let b = wrk(&script, bare.addr, ROUND_SECS)?;
-        let o = wrk(&script, ours.addr, ROUND_SECS)?;
+        let b = wrk(&script, &bare, ROUND_SECS)?;
+        let o = wrk(&script, &ours, ROUND_SECS)?;
         eprintln!(
-            "xtask: round {}: bare {:.0} req/s p99 {:.2} ms | ours {:.0} req/s p99 {:.2} ms",
+            "xtask: round {}: bare {:.0} req/s p99 {:.2} ms {:.2} µs CPU/req | ours {:.0} req/s p99 {:.2} ms {:.2} µs CPU/req",
             round + 1,
             b.rps(),
             b.p99_ms(),
+            b.cpu_us_per_request(),
             o.rps(),
-            o.p99_ms()
+            o.p99_ms(),
+            o.cpu_us_per_request()
         );
         bare_runs.push(b);
         idle_runs.push(o);
@@ -116,7 +118,7 @@ pub fn run() -> Result<()> {
         Duration::from_secs(10),
     )?;
     std::thread::sleep(Duration::from_millis(500));
-    let profiled = wrk(&script, ours.addr, PROFILED_SECS)?;
+    let profiled = wrk(&script, &ours, PROFILED_SECS)?;
     let cpu = profile
         .recv_timeout(Duration::from_secs(profile_secs + 90))
         .context("the CPU profile request did not finish")??;
@@ -131,6 +133,8 @@ pub fn run() -> Result<()> {
     let ours_rps = median(idle_runs.iter().map(Run::rps));
     let idle_p99 = median(idle_runs.iter().map(Run::p99_ms));
     let bare_p99 = median(bare_runs.iter().map(Run::p99_ms));
+    let bare_cpu = median(bare_runs.iter().map(Run::cpu_us_per_request));
+    let ours_cpu = median(idle_runs.iter().map(Run::cpu_us_per_request));
     let ratio = ours_rps / bare_rps;
     let p99_ratio = profiled.p99_ms() / idle_p99;
     let errors: u64 = bare_runs
@@ -171,18 +175,23 @@ pub fn run() -> Result<()> {
             String::new()
         }
     );
-    println!("| measurement | requests/s | p99 latency |");
-    println!("|---|---:|---:|");
-    println!("| bare hyper hello-world | {bare_rps:.0} | {bare_p99:.2} ms |");
-    println!("| status-server, idle | {ours_rps:.0} | {idle_p99:.2} ms |");
+    println!("| measurement | requests/s | p99 latency | server CPU per request |");
+    println!("|---|---:|---:|---:|");
+    println!("| bare hyper hello-world | {bare_rps:.0} | {bare_p99:.2} ms | {bare_cpu:.2} µs |");
+    println!("| status-server, idle | {ours_rps:.0} | {idle_p99:.2} ms | {ours_cpu:.2} µs |");
     println!(
-        "| status-server, during CPU profile + heap activation | {:.0} | {:.2} ms |",
+        "| status-server, during CPU profile + heap activation | {:.0} | {:.2} ms | {:.2} µs |",
         profiled.rps(),
-        profiled.p99_ms()
+        profiled.p99_ms(),
+        profiled.cpu_us_per_request()
     );
     println!(
         "ratio to bare hyper: {ratio:.3} (target ≥ 0.9: {})",
         verdict(ratio >= 0.9)
+    );
+    println!(
+        "server CPU per request, bare hyper / ours: {:.3} (the same ratio, less sensitive to other load on the machine)",
+        bare_cpu / ours_cpu
     );
     println!(
         "p99 during profiling / idle p99: {p99_ratio:.2} (target ≤ 2: {})",
@@ -249,9 +258,15 @@ struct Run {
     duration_us: f64,
     p99_us: f64,
     errors: u64,
+    /// CPU time (user + system) the server process used during the run.
+    server_cpu_us: f64,
 }
 
 impl Run {
+    fn cpu_us_per_request(&self) -> f64 {
+        self.server_cpu_us / self.requests
+    }
+
     fn rps(&self) -> f64 {
         self.requests / (self.duration_us / 1e6)
     }
@@ -265,7 +280,9 @@ impl Run {
     }
 }
 
-fn wrk(script: &Path, addr: SocketAddr, secs: u64) -> Result<Run> {
+fn wrk(script: &Path, server: &Server, secs: u64) -> Result<Run> {
+    let addr = server.addr;
+    let cpu_before = cpu_time_us(server.child.id())?;
     let out = Command::new("wrk")
         .arg(format!("-t{THREADS}"))
         .arg(format!("-c{CONNECTIONS}"))
@@ -300,7 +317,40 @@ fn wrk(script: &Path, addr: SocketAddr, secs: u64) -> Result<Run> {
     if run.requests <= 0.0 || run.duration_us <= 0.0 {
         bail!("wrk made no requests: {text}");
     }
+    run.server_cpu_us = cpu_time_us(server.child.id())? - cpu_before;
     Ok(run)
+}
+
+/// User + system CPU time of a process so far, from `/proc/PID/stat`, in microseconds.
+fn cpu_time_us(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .with_context(|| format!("read /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) start with field 3, the state;
+    // utime and stime are fields 14 and 15, in clock ticks.
+    let rest = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r)
+        .context("malformed /proc stat")?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .context("malformed /proc stat")
+    };
+    Ok((ticks(11)? + ticks(12)?) * 1e6 / clock_ticks_per_second())
+}
+
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 /// A server process started by this task, killed (by its own pid) when dropped.

@@ -12,6 +12,8 @@
 //!   [`HeapReport::jeprof_raw`] (`jeprof --raw`: symbols and the dump, readable by jeprof with
 //!   no binary), [`HeapReport::pprof_gzip`] (`go tool pprof` with no binary).
 //! - [`HeapReport::capture`]: dump this process and build its report in one call.
+//! - [`FrameCache`]: keeps resolved frames across reports of one process, within a memory
+//!   budget, so repeated views skip the DWARF work.
 //!
 //! No external program runs: no perl, objdump, nm, addr2line, c++filt or dot. All of this is
 //! CPU work of tens of milliseconds: run it off async workers. See `docs/heap-views.md`.
@@ -28,6 +30,7 @@
 //! ```
 
 mod build_id;
+mod cache;
 mod frames;
 mod parse;
 mod pprof_encode;
@@ -36,6 +39,7 @@ mod report;
 
 use std::path::Path;
 
+pub use cache::{CachedResolver, FrameCache};
 pub use parse::{unsample, HeapProfile, HeapStack, MappedRegion};
 pub use report::{
     AddressResolver, HeapReport, NoSymbols, ReportLocation, ReportMapping, ReportSample,

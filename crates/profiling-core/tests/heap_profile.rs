@@ -2,8 +2,9 @@
 //! which runs on jemalloc with profiling enabled (the `malloc_conf` symbol below), as the
 //! server binary does. The real `jeprof` and `go tool pprof` check the results.
 //!
-//! `tests/fixtures/status-server.heap` is a dump of the release server holding two
+//! `tests/fixtures/status-server.heap_v2` is a dump of the release server holding two
 //! half-received request bodies (taken with `GET /debug/pprof/heap`; see docs/heap-views.md).
+//! Its name does not end in `.heap`: those are git-ignored as outputs of the server.
 #![allow(clippy::unwrap_used)]
 
 use std::fs;
@@ -15,7 +16,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use pprof::protos::Message;
 use profiling_core::heap;
-use profiling_core::heap_profile::{HeapProfile, HeapReport, NoSymbols};
+use profiling_core::heap_profile::{FrameCache, HeapProfile, HeapReport, NoSymbols};
 use profiling_core::symbolize::Symbolizer;
 
 #[global_allocator]
@@ -30,7 +31,7 @@ const CONF: &[u8] = b"prof:true,prof_active:false,lg_prof_sample:19\0";
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/tests/fixtures/status-server.heap"
+    "/tests/fixtures/status-server.heap_v2"
 );
 
 /// `prof.active` is process-wide: the tests that sample take turns.
@@ -342,5 +343,23 @@ fn go_tool_pprof_shows_function_names_without_the_binary() {
     assert!(top.contains("inuse_space"), "{top}");
     assert!(top.contains("heap_profile_marker_allocation"), "{top}");
     assert!(!top.contains("prof_backtrace_impl"), "{top}");
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn the_frame_cache_gives_the_same_report() {
+    let _g = serial();
+    let dir = scratch("cache");
+    let (_, dump) = dump_with_marker(&dir);
+    let symbolizer = Symbolizer::new();
+    let direct = HeapReport::from_dump(&dump, &symbolizer).unwrap();
+    let cache = FrameCache::default();
+    for _ in 0..2 {
+        let cached = HeapReport::from_dump(&dump, &cache.resolver(&symbolizer)).unwrap();
+        assert_eq!(cached.collapsed(), direct.collapsed());
+        assert_eq!(cached.locations(), direct.locations());
+    }
+    let (addresses, bytes) = cache.usage();
+    assert!(addresses > 10 && bytes > 0 && bytes <= FrameCache::DEFAULT_MAX_BYTES);
     let _ = fs::remove_dir_all(&dir);
 }

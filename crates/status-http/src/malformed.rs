@@ -93,7 +93,9 @@ impl<IO: AsyncWrite + Unpin> SentenceIo<IO> {
             return Poll::Ready(Ok(0));
         };
         while rewrite.written < rewrite.bytes.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &rewrite.bytes[rewrite.written..]))?;
+            let n = ready!(
+                Pin::new(&mut self.inner).poll_write(cx, &rewrite.bytes[rewrite.written..])
+            )?;
             if n == 0 {
                 return Poll::Ready(Ok(0));
             }
@@ -191,8 +193,14 @@ mod tests {
         assert!(head.contains(&format!("content-length: {}", body.len())));
         assert!(head.contains("content-type: text/plain; charset=utf-8"));
         assert!(body.starts_with("malformed HTTP request") && body.ends_with('\n'));
-        assert!(replacement(b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n").is_some());
-        assert!(replacement(b"HTTP/1.1 414 URI Too Long\r\ndate: x\r\ncontent-length: 0\r\n\r\n").is_some());
+        assert!(replacement(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-length: 0\r\n\r\n"
+        )
+        .is_some());
+        assert!(
+            replacement(b"HTTP/1.1 414 URI Too Long\r\ndate: x\r\ncontent-length: 0\r\n\r\n")
+                .is_some()
+        );
 
         for not_auto in [
             // A handler's reply: has a Content-Type.

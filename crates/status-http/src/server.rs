@@ -225,8 +225,7 @@ impl<H: Handler> Connection<H> {
                 Err(e) => Handshake::Failed(e.to_string()),
             }
         };
-        let stream = match tokio::time::timeout(self.config.header_read_timeout, handshake).await
-        {
+        let stream = match tokio::time::timeout(self.config.header_read_timeout, handshake).await {
             Ok(Handshake::Done(s)) => s,
             Ok(Handshake::PlainHttp(stream)) => {
                 tracing::debug!(%remote_addr, "plain HTTP on the HTTPS port; refused");
@@ -325,7 +324,7 @@ async fn serve_one<H: Handler>(
     config: &ServerConfig,
 ) -> http::Response<Full<Bytes>> {
     let start = Instant::now();
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let method = parts.method.clone();
     let path = parts.uri.path().to_string();
     let remote = info.remote_addr;
@@ -340,6 +339,10 @@ async fn serve_one<H: Handler>(
             StatusCode::BAD_REQUEST,
             format!("a {method} request must not carry a body"),
         )
+    } else if !has_body(&parts.headers) {
+        // No Content-Length and no Transfer-Encoding: HTTP/1.1 says there is no body, so
+        // there is nothing to read or time.
+        call(handler, info, parts, Bytes::new(), &path).await
     } else {
         match tokio::time::timeout(
             config.body_read_timeout,
@@ -362,33 +365,33 @@ async fn serve_one<H: Handler>(
                 StatusCode::BAD_REQUEST,
                 format!("could not read the request body: {e}"),
             ),
-            Ok(Ok(bytes)) => {
-                parts.extensions.insert(info);
-                let req = Request::from_parts(parts, bytes);
-                match CatchUnwind::new(handler.handle(req)).await {
-                    Ok(resp) => resp,
-                    Err(panic) => {
-                        tracing::error!(%method, %path, %panic, "request handler panicked");
-                        plain(
-                            StatusCode::INTERNAL_SERVER_ERROR,
-                            format!("internal error while serving {method} {path}; the server keeps serving"),
-                        )
-                    }
-                }
-            }
+            Ok(Ok(bytes)) => call(handler, info, parts, bytes, &path).await,
         }
     };
 
-    tracing::info!(
-        target: "access",
-        %remote,
-        cn = cn.as_deref().unwrap_or("-"),
-        %method,
-        path = %path,
-        status = response.status().as_u16(),
-        bytes = response.body().len(),
-        elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
-    );
+    // Every request at debug, requests answered with an error status at info: pollers such
+    // as TiDB's sync-status loop would otherwise flood the log, and a write per request costs
+    // about as much as serving it (docs/performance.md).
+    let status = response.status().as_u16();
+    macro_rules! access {
+        ($level:ident) => {
+            tracing::$level!(
+                target: "access",
+                %remote,
+                cn = cn.as_deref().unwrap_or("-"),
+                %method,
+                %path,
+                status,
+                bytes = response.body().len(),
+                elapsed_ms = start.elapsed().as_secs_f64() * 1e3,
+            )
+        };
+    }
+    if status >= 400 {
+        access!(info);
+    } else {
+        access!(debug);
+    }
 
     let (mut parts, body) = response.into_parts();
     // Error replies always say what they are; this also keeps them apart from hyper's own
@@ -406,6 +409,30 @@ async fn serve_one<H: Handler>(
         return http::Response::from_parts(parts, Full::new(Bytes::new()));
     }
     http::Response::from_parts(parts, Full::new(body))
+}
+
+/// Runs the handler on the complete request; a panic becomes a 500 sentence.
+async fn call<H: Handler>(
+    handler: Arc<H>,
+    info: ConnInfo,
+    mut parts: http::request::Parts,
+    body: Bytes,
+    path: &str,
+) -> Response {
+    parts.extensions.insert(info);
+    let method = parts.method.clone();
+    let req = Request::from_parts(parts, body);
+    let handling = handler.handle(req);
+    match CatchUnwind::new(handling).await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            tracing::error!(%method, %path, %panic, "request handler panicked");
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("internal error while serving {method} {path}; the server keeps serving"),
+            )
+        }
+    }
 }
 
 /// Whether the request head announces a body (a non-zero `Content-Length` or any

@@ -295,15 +295,12 @@ pub(crate) fn check_peer(end_entity: Option<&CertificateDer<'_>>, allowed: &[Str
                 .to_string(),
         )
     } else {
-        names
-            .iter()
-            .find(|n| !allowed.contains(n))
-            .map(|n| {
-                format!(
-                    "client certificate common name '{}' is not allowed to call this server",
-                    printable(n)
-                )
-            })
+        names.iter().find(|n| !allowed.contains(n)).map(|n| {
+            format!(
+                "client certificate common name '{}' is not allowed to call this server",
+                printable(n)
+            )
+        })
     };
     PeerCheck {
         common_name,

@@ -73,15 +73,26 @@ impl Running {
         })
         .await;
         writer.abort();
-        assert!(read.is_ok(), "no end of reply to {:?}; got {:?}", String::from_utf8_lossy(&raw[..raw.len().min(80)]), String::from_utf8_lossy(&out));
+        assert!(
+            read.is_ok(),
+            "no end of reply to {:?}; got {:?}",
+            String::from_utf8_lossy(&raw[..raw.len().min(80)]),
+            String::from_utf8_lossy(&out)
+        );
         String::from_utf8_lossy(&out).into_owned()
     }
 
     async fn healthy(&self) {
         let r = self
-            .exchange(b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", false)
+            .exchange(
+                b"GET /ok HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                false,
+            )
             .await;
-        assert!(r.starts_with("HTTP/1.1 200") && r.ends_with("GET /ok 0"), "{r}");
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.ends_with("GET /ok 0"),
+            "{r}"
+        );
     }
 }
 
@@ -114,17 +125,74 @@ async fn requests_hyper_cannot_parse_get_a_sentence_too() {
         "b".repeat(1_000_000)
     );
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("NUL in the path", b"GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("space in the path", b"GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("bad version", b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("garbage", b"\x01\x02\x03 garbage\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("bad header name", b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("negative Content-Length", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("overflowing Content-Length", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n".to_vec(), 400, "malformed HTTP request"),
-        ("conflicting Content-Length", b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab".to_vec(), 400, "malformed HTTP request"),
-        ("target over 64 KiB", long_target.into_bytes(), 414, "request target too long"),
-        ("150 headers", many_headers.into_bytes(), 431, "request head too large"),
-        ("1 MB header", huge_head.into_bytes(), 431, "request head too large"),
+        (
+            "NUL in the path",
+            b"GET /a\0b HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "space in the path",
+            b"GET /a b c HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "bad version",
+            b"GET / HTTP/9.9\r\nHost: x\r\n\r\n".to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "garbage",
+            b"\x01\x02\x03 garbage\r\n\r\n".to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "bad header name",
+            b"GET / HTTP/1.1\r\nHo st: x\r\n\r\n".to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "negative Content-Length",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n".to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "overflowing Content-Length",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"
+                .to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "conflicting Content-Length",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"
+                .to_vec(),
+            400,
+            "malformed HTTP request",
+        ),
+        (
+            "target over 64 KiB",
+            long_target.into_bytes(),
+            414,
+            "request target too long",
+        ),
+        (
+            "150 headers",
+            many_headers.into_bytes(),
+            431,
+            "request head too large",
+        ),
+        (
+            "1 MB header",
+            huge_head.into_bytes(),
+            431,
+            "request head too large",
+        ),
     ];
     for (what, raw, status, needle) in cases {
         let reply = server.exchange(&raw, false).await;
@@ -158,31 +226,49 @@ async fn bodies_on_get_lying_and_stalled_bodies() {
     }
     // Content-Length: 0 on a GET is fine.
     let reply = server
-        .exchange(b"GET /z HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", false)
+        .exchange(
+            b"GET /z HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            false,
+        )
         .await;
     assert!(reply.ends_with("GET /z 0"), "{reply}");
 
     // Announces 100 bytes, sends 10 and stops writing: 400 at once.
     let reply = server
-        .exchange(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", true)
+        .exchange(
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+            true,
+        )
         .await;
     let (status, body) = sentence(&reply);
     assert_eq!(status, 400, "{reply}");
-    assert!(body.starts_with("could not read the request body"), "{body}");
+    assert!(
+        body.starts_with("could not read the request body"),
+        "{body}"
+    );
 
     // Announces 100 bytes, sends 10 and stalls: 408 after the body timeout.
     let start = Instant::now();
     let reply = server
-        .exchange(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", false)
+        .exchange(
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789",
+            false,
+        )
         .await;
     let (status, body) = sentence(&reply);
     assert_eq!(status, 408, "{reply}");
-    assert!(body.starts_with("request body not received within 0.5 s"), "{body}");
+    assert!(
+        body.starts_with("request body not received within 0.5 s"),
+        "{body}"
+    );
     assert!(start.elapsed() >= Duration::from_millis(450));
 
     // Sends more than it announces: the rest is read as the next request, which is garbage.
     let reply = server
-        .exchange(b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcdef\r\n\r\n", false)
+        .exchange(
+            b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcdef\r\n\r\n",
+            false,
+        )
         .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("POST /p 3"), "{reply}");
@@ -231,7 +317,10 @@ async fn hundreds_of_half_sent_heads_do_not_delay_a_normal_client() {
         assert!(closed.is_ok(), "a slow client was not dropped");
     }
     let waited = start.elapsed();
-    assert!(waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(1500) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
     server.healthy().await;
     server.stop().await;
 }

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use status_http::{ConnInfo, Handler, HttpError, Request, Response, Server, ServerConfig, TlsConfig};
+use status_http::{
+    ConnInfo, Handler, HttpError, Request, Response, Server, ServerConfig, TlsConfig,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -53,8 +55,7 @@ impl Ca {
     /// (certificate PEM, key PEM) for `cn`, valid for localhost and 127.0.0.1.
     fn issue(&self, cn: &str) -> (String, String) {
         let mut params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .unwrap();
+            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
         params.distinguished_name.push(DnType::CommonName, cn);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
@@ -227,7 +228,9 @@ async fn allowed_and_refused_common_names() {
         let text = out.response.unwrap();
         assert!(text.starts_with("HTTP/1.1 403"), "{path}: {text}");
         assert!(
-            text.ends_with("\r\n\r\nclient certificate common name 'eve' is not allowed to call this server\n"),
+            text.ends_with(
+                "\r\n\r\nclient certificate common name 'eve' is not allowed to call this server\n"
+            ),
             "{path}: {text}"
         );
         assert!(text.contains("content-type: text/plain; charset=utf-8"));
@@ -320,7 +323,12 @@ async fn a_silent_client_is_dropped_after_the_header_timeout() {
 }
 
 /// Polls until the server presents `want` (bounded), returning whether it did.
-async fn wait_for_cert(addr: SocketAddr, ca: &Ca, client: &(String, String), want: &CertificateDer<'_>) -> bool {
+async fn wait_for_cert(
+    addr: SocketAddr,
+    ca: &Ca,
+    client: &(String, String),
+    want: &CertificateDer<'_>,
+) -> bool {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
         let out = https_get(addr, client_config(ca, Some(client)), "/").await;
@@ -390,8 +398,10 @@ fn unusable_files_are_startup_errors_that_name_them() {
     tls.cert_path = files.path("missing.crt");
     let e = bind_error(tls);
     assert!(
-        e.starts_with(&format!("cannot read the TLS certificate file {}", path("missing.crt")))
-            && e.contains("No such file"),
+        e.starts_with(&format!(
+            "cannot read the TLS certificate file {}",
+            path("missing.crt")
+        )) && e.contains("No such file"),
         "{e}"
     );
 
@@ -400,7 +410,10 @@ fn unusable_files_are_startup_errors_that_name_them() {
     tls.ca_path = files.path("empty.pem");
     let e = bind_error(tls);
     assert!(
-        e.contains(&format!("CA certificate file {}: contains no PEM certificate", path("empty.pem"))),
+        e.contains(&format!(
+            "CA certificate file {}: contains no PEM certificate",
+            path("empty.pem")
+        )),
         "{e}"
     );
 
@@ -408,7 +421,10 @@ fn unusable_files_are_startup_errors_that_name_them() {
     tls.key_path = files.path("server.crt");
     let e = bind_error(tls);
     assert!(
-        e.contains(&format!("private key file {}: contains no PEM private key", path("server.crt"))),
+        e.contains(&format!(
+            "private key file {}: contains no PEM private key",
+            path("server.crt")
+        )),
         "{e}"
     );
 
@@ -422,5 +438,11 @@ fn unusable_files_are_startup_errors_that_name_them() {
     let mut tls = files.tls(&[]);
     tls.cert_path = files.path("broken.crt");
     let e = bind_error(tls);
-    assert!(e.contains(&format!("certificate file {}: not valid PEM", path("broken.crt"))), "{e}");
+    assert!(
+        e.contains(&format!(
+            "certificate file {}: not valid PEM",
+            path("broken.crt")
+        )),
+        "{e}"
+    );
 }

@@ -363,7 +363,11 @@ mod tests {
             ..Settings::default()
         };
         assert_eq!(
-            Config::resolve(Settings::default(), flags).unwrap().tls.unwrap().allowed_cn,
+            Config::resolve(Settings::default(), flags)
+                .unwrap()
+                .tls
+                .unwrap()
+                .allowed_cn,
             ["a", "b"]
         );
 

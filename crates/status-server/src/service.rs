@@ -36,14 +36,14 @@ impl Service {
             Route::Livez => Ok(engine::livez()),
             Route::Readyz => engine::readyz(state),
             Route::CpuProfile(params) => {
-                cpu::profile(&state.cpu, params, req.method() == http::Method::HEAD).await
+                cpu::profile(&state.cpu, &state.config.data_dir, params, req.method() == http::Method::HEAD).await
             }
             Route::Cmdline => Ok(cpu::cmdline()),
             Route::SymbolCount => Ok(symbol::count()),
             Route::SymbolQuery(query) => symbol::resolve(&state.symbolizer, Bytes::from(query)).await,
             Route::SymbolPost => symbol::resolve(&state.symbolizer, req.body().clone()).await,
             Route::SetProfActive(on) => heap::set_prof_active(on),
-            Route::Heap(params) => heap::dump(&state.heap, &state.symbolizer, params).await,
+            Route::Heap(params) => heap::dump(&state.heap, &state.heap_views, params).await,
             Route::HeapActivate(params) => heap::activate(&state.heap, params).await,
             Route::HeapList => heap::list(&state.heap).await,
             Route::HeapFile(name) => {

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::lifecycle::Lifecycle;
 use crate::registry::Registry;
 use crate::routes::heap::HeapRoutes;
+use crate::routes::heap_views::HeapViews;
 use crate::routes::remote::RemoteRoutes;
 use profiling_core::symbolize::Symbolizer;
 use profiling_core::CpuProfiler;
@@ -20,6 +21,9 @@ pub(crate) struct AppState {
     pub(crate) heap: Arc<HeapRoutes>,
     /// The in-process symbolizer (`/debug/pprof/symbol`); loads modules on first use.
     pub(crate) symbolizer: Arc<Symbolizer>,
+    /// The rendered heap views (`/debug/pprof/heap?jeprof=true…`, `?format=protobuf`): the
+    /// symbolizer above and a bounded cache of the frames it resolved for them.
+    pub(crate) heap_views: Arc<HeapViews>,
     /// The CPU profiler (`/debug/pprof/profile`): one profile at a time, process-wide.
     pub(crate) cpu: CpuProfiler,
     /// Remote GC owner election and triggers (`/tiflash/remote/...`).
@@ -30,12 +34,15 @@ impl AppState {
     pub(crate) fn new(config: Config) -> Self {
         let heap = Arc::new(HeapRoutes::new(&config.data_dir));
         let remote = RemoteRoutes::start(&config);
+        let symbolizer = Arc::new(Symbolizer::new());
+        let heap_views = Arc::new(HeapViews::new(Arc::clone(&symbolizer)));
         AppState {
             config,
             heap,
             registry: Arc::new(Registry::new()),
             lifecycle: Arc::new(Lifecycle::new()),
-            symbolizer: Arc::new(Symbolizer::new()),
+            symbolizer,
+            heap_views,
             cpu: CpuProfiler::new(),
             remote,
         }

@@ -301,7 +301,11 @@ async fn call<T>(
     }
 }
 
-/// Owner election on etcd v3: see the [module docs](self) and `docs/remote-gc.md`.
+/// Owner election on etcd v3 (3.4 and later): a lease kept alive every TTL/3, a campaign on
+/// the election key with this node's id as value, a watch on the won key, and the safety rule
+/// of the [crate docs](crate): this node stops calling itself the owner before etcd can
+/// expire its lease. The loop runs on a thread named `remote-gc-etcd` and reconnects with a
+/// backoff while etcd is away. Design and guarantees: `docs/remote-gc.md`.
 ///
 /// Dropping it (or [`OwnerElection::close`]) resigns and revokes the lease, so that another
 /// node takes over at once instead of after the TTL.

@@ -7,6 +7,8 @@
 //! slot at once (see docs/profiling.md).
 
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::OnceLock;
 
 use profiling_core::{CancelToken, CpuError, CpuProfiler, ProfileOptions};
 use status_api::{ApiError, ContentType, CpuProfileFormat, CpuProfileParams, Reply};
@@ -17,6 +19,7 @@ use status_api::{ApiError, ContentType, CpuProfileFormat, CpuProfileParams, Repl
 /// without taking a profile.
 pub(crate) async fn profile(
     profiler: &CpuProfiler,
+    data_dir: &Path,
     params: CpuProfileParams,
     head: bool,
 ) -> Result<Reply, ApiError> {
@@ -31,6 +34,7 @@ pub(crate) async fn profile(
     if head {
         return Ok(Reply::new(200, content_type, bytes::Bytes::new()));
     }
+    keep_temp_files_in(data_dir)?;
     let cancel = CancelToken::new();
     // Dropped with this future when the client disconnects: cancels the sampling at once.
     let _cancel_on_drop = cancel.drop_guard();
@@ -52,6 +56,33 @@ pub(crate) async fn profile(
             "the CPU profiling task failed: {e}"
         ))),
     }
+}
+
+/// pprof-rs keeps its sample spill file in the temporary directory and leaves one behind per
+/// process. The server writes only under its data directory, so before the first profile the
+/// process-wide temporary directory of the `tempfile` crate (which pprof-rs uses) is pinned to
+/// `<data-dir>/tmp`, emptied of what an earlier run left there.
+fn keep_temp_files_in(data_dir: &Path) -> Result<(), ApiError> {
+    static PINNED: OnceLock<Result<(), String>> = OnceLock::new();
+    PINNED
+        .get_or_init(|| {
+            let dir = data_dir.join("tmp");
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                format!(
+                    "cannot create the profiler's temporary directory {}: {e}",
+                    dir.display()
+                )
+            })?;
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+            // Err only when already pinned to another directory; pprof then keeps using it.
+            let _ = tempfile::env::override_temp_dir(&dir);
+            Ok(())
+        })
+        .clone()
+        .map_err(ApiError::Internal)
 }
 
 /// `GET /debug/pprof/cmdline`: the process's arguments joined by NUL bytes, as Go's

@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use profiling_core::heap::{self, HeapDumper, HeapDumperConfig, HeapError};
-use profiling_core::symbolize::Symbolizer;
 use status_api::{
     ApiError, ContentType, HeapActivateParams, HeapFileName, HeapParams, HeapView,
     MemoryStatusFormat, Reply,
 };
+
+use super::heap_views::HeapViews;
 
 /// The state of the heap routes: where dumps go and the running activation, if any.
 #[derive(Debug)]
@@ -90,14 +91,14 @@ pub(crate) fn set_prof_active(active: bool) -> Result<Reply, ApiError> {
 /// `GET /debug/pprof/heap`: a fresh raw `heap_v2` dump, or a view of one (`heap_views`).
 pub(crate) async fn dump(
     routes: &Arc<HeapRoutes>,
-    symbolizer: &Arc<Symbolizer>,
+    views: &Arc<HeapViews>,
     params: HeapParams,
 ) -> Result<Reply, ApiError> {
     require_enabled()?;
     match params.view {
         HeapView::RawDump => Ok(Reply::binary(raw_dump(routes).await?)),
         // jeprof's views and pprof, rendered in-process from a fresh dump.
-        view => super::heap_views::render(routes, symbolizer, view).await,
+        view => super::heap_views::render(routes, views, view).await,
     }
 }
 

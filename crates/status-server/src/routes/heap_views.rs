@@ -2,29 +2,48 @@
 //! `text=text`, `text=collapsed` or `text=raw`, and `format=protobuf`.
 //!
 //! Each request takes a fresh dump (through `routes::heap`), then parses, symbolizes and
-//! renders it in `spawn_blocking` with the server's shared symbolizer. No external program
-//! runs (no perl, objdump, nm, addr2line, c++filt or dot). See docs/heap-views.md.
+//! renders it in `spawn_blocking` with the server's shared symbolizer (and a bounded cache of
+//! the frames it resolved before). No external program runs (no perl, objdump, nm,
+//! addr2line, c++filt or dot). See docs/heap-views.md.
 
 use std::sync::Arc;
 
-use profiling_core::heap_profile::{HeapProfileError, HeapReport};
+use profiling_core::heap_profile::{FrameCache, HeapProfileError, HeapReport};
 use profiling_core::symbolize::Symbolizer;
 use status_api::{ApiError, ContentType, HeapView, JeprofText, Reply};
 
 use super::heap::{raw_dump, HeapRoutes};
 
+/// What the views need beyond the dump: the server's symbolizer, and the frames it resolved
+/// for earlier views (bounded, `FrameCache::DEFAULT_MAX_BYTES`), so that a dashboard that
+/// polls the flame graph does not read the same DWARF line tables each time.
+#[derive(Debug)]
+pub(crate) struct HeapViews {
+    symbolizer: Arc<Symbolizer>,
+    frames: FrameCache,
+}
+
+impl HeapViews {
+    pub(crate) fn new(symbolizer: Arc<Symbolizer>) -> Self {
+        HeapViews {
+            symbolizer,
+            frames: FrameCache::default(),
+        }
+    }
+}
+
 /// Renders `view` from a fresh dump of this process.
 pub(crate) async fn render(
     routes: &Arc<HeapRoutes>,
-    symbolizer: &Arc<Symbolizer>,
+    views: &Arc<HeapViews>,
     view: HeapView,
 ) -> Result<Reply, ApiError> {
     let dump = raw_dump(routes).await?;
     if view == HeapView::RawDump {
         return Ok(Reply::binary(dump));
     }
-    let symbolizer = Arc::clone(symbolizer);
-    match tokio::task::spawn_blocking(move || render_blocking(&dump, &symbolizer, view)).await {
+    let views = Arc::clone(views);
+    match tokio::task::spawn_blocking(move || render_blocking(&dump, &views, view)).await {
         Ok(reply) => reply.map_err(|e| ApiError::Internal(sentence(&e))),
         Err(e) => Err(ApiError::Internal(format!("heap view task failed: {e}"))),
     }
@@ -32,10 +51,11 @@ pub(crate) async fn render(
 
 fn render_blocking(
     dump: &[u8],
-    symbolizer: &Symbolizer,
+    views: &HeapViews,
     view: HeapView,
 ) -> Result<Reply, HeapProfileError> {
-    let report = HeapReport::from_dump(dump, symbolizer)?;
+    let resolver = views.frames.resolver(views.symbolizer.as_ref());
+    let report = HeapReport::from_dump(dump, &resolver)?;
     Ok(match view {
         HeapView::Jeprof(JeprofText::Svg) => {
             Reply::new(200, ContentType::Svg, report.flamegraph_svg()?)
