@@ -5,6 +5,7 @@ use crate::params::{
     CpuProfileParams, HeapActivateParams, HeapFileName, HeapParams, MemoryStatusFormat,
     QueryParams, SyncStatusKey,
 };
+use crate::reply::{ContentType, Reply};
 
 /// The prefixes under which the engine routes are served. `/tifash/` is the published
 /// document's typo, kept so that scripts copied from it work.
@@ -98,6 +99,22 @@ pub enum Route {
 }
 
 impl Route {
+    /// For `HEAD` on a route that changes state (switches profiling, starts or stops the dump
+    /// thread, purges arenas, resigns, triggers GC or upload): the reply to send *instead of*
+    /// acting — 200 and the media type a `GET` answers with, no body. `HEAD` is a safe method:
+    /// it never changes the server. `None` for routes that only read.
+    pub fn head_without_effect(&self) -> Option<Reply> {
+        let content_type = match self {
+            Route::SetProfActive(_)
+            | Route::HeapActivate(_)
+            | Route::HeapDeactivate
+            | Route::ArenaPurge => ContentType::Text,
+            Route::OwnerResign | Route::RemoteGc | Route::RemoteUpload => ContentType::Json,
+            _ => return None,
+        };
+        Some(Reply::new(200, content_type, bytes::Bytes::new()))
+    }
+
     /// A short stable name for logs and metrics (`cpu_profile`, `store_status`, …).
     pub fn name(&self) -> &'static str {
         match self {

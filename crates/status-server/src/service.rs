@@ -30,17 +30,30 @@ impl Service {
 
     async fn dispatch(&self, route: Route, req: &Request) -> Result<Reply, ApiError> {
         let state = &self.state;
+        if req.method() == http::Method::HEAD {
+            if let Some(reply) = route.head_without_effect() {
+                return Ok(reply);
+            }
+        }
         match route {
             Route::StoreStatus => Ok(engine::store_status(state)),
             Route::SyncStatus(key) => Ok(engine::sync_status(state, key)),
             Route::Livez => Ok(engine::livez()),
             Route::Readyz => engine::readyz(state),
             Route::CpuProfile(params) => {
-                cpu::profile(&state.cpu, &state.config.data_dir, params, req.method() == http::Method::HEAD).await
+                cpu::profile(
+                    &state.cpu,
+                    &state.config.data_dir,
+                    params,
+                    req.method() == http::Method::HEAD,
+                )
+                .await
             }
             Route::Cmdline => Ok(cpu::cmdline()),
             Route::SymbolCount => Ok(symbol::count()),
-            Route::SymbolQuery(query) => symbol::resolve(&state.symbolizer, Bytes::from(query)).await,
+            Route::SymbolQuery(query) => {
+                symbol::resolve(&state.symbolizer, Bytes::from(query)).await
+            }
             Route::SymbolPost => symbol::resolve(&state.symbolizer, req.body().clone()).await,
             Route::SetProfActive(on) => heap::set_prof_active(on),
             Route::Heap(params) => heap::dump(&state.heap, &state.heap_views, params).await,
