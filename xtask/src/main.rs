@@ -133,9 +133,28 @@ fn bench(args: &[String]) -> Result<()> {
         Some((w, rest)) => (w.as_str(), rest),
         None => ("all", &[][..]),
     };
-    let cpu = || run_cmd(cargo().args(["bench", "-p", "profiling-core", "--features", "cpu", "--bench", "cpu_overhead"]));
+    let cpu = || {
+        run_cmd(cargo().args([
+            "bench",
+            "-p",
+            "profiling-core",
+            "--features",
+            "cpu",
+            "--bench",
+            "cpu_overhead",
+        ]))
+    };
     let heap_dump = || {
-        run_cmd(cargo().args(["run", "--release", "-p", "profiling-core", "--features", "heap", "--example", "heap_dump_cost"]))
+        run_cmd(cargo().args([
+            "run",
+            "--release",
+            "-p",
+            "profiling-core",
+            "--features",
+            "heap",
+            "--example",
+            "heap_dump_cost",
+        ]))
     };
     match which {
         "symbol" => bench_symbol::run(rest),
@@ -150,6 +169,8 @@ fn bench(args: &[String]) -> Result<()> {
             cpu()?;
             load::run()
         }
-        other => bail!("unknown benchmark '{other}': expected all, symbol, heap, load, cpu or heap-dump"),
+        other => {
+            bail!("unknown benchmark '{other}': expected all, symbol, heap, load, cpu or heap-dump")
+        }
     }
 }

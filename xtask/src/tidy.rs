@@ -159,8 +159,13 @@ fn check_sources(root: &Path) -> Result<Vec<String>> {
             for (i, line) in lines.iter().enumerate() {
                 if line.contains("unsafe {") && !line.trim_start().starts_with("//") {
                     // The comment block right above the line (or the line itself) must say why.
-                    let above = lines[..i].iter().rev().take_while(|l| l.trim_start().starts_with("//"));
-                    if !line.contains("SAFETY:") && !above.into_iter().any(|l| l.contains("SAFETY:")) {
+                    let above = lines[..i]
+                        .iter()
+                        .rev()
+                        .take_while(|l| l.trim_start().starts_with("//"));
+                    if !line.contains("SAFETY:")
+                        && !above.into_iter().any(|l| l.contains("SAFETY:"))
+                    {
                         problems.push(format!(
                             "{name}:{}: unsafe block without a // SAFETY: comment",
                             i + 1
