@@ -6,6 +6,7 @@
 //! hyper drops the future, the guard cancels the profile and the sampler stops and frees its
 //! slot at once (see docs/profiling.md).
 
+use super::sentence;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -104,16 +105,4 @@ fn api_error(e: CpuError) -> ApiError {
         CpuError::InvalidFrequency(_) => ApiError::BadRequest(e.to_string()),
         e => ApiError::Internal(sentence(&e)),
     }
-}
-
-/// The error and its causes as one sentence.
-fn sentence(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }

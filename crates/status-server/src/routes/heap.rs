@@ -4,6 +4,7 @@
 //! Dumps, purges, statistics and file reads run in `spawn_blocking`, never on the async
 //! workers. Every file lives under `<data-dir>/heap-profiles/` (see docs/heap-profiling.md).
 
+use super::sentence;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -36,18 +37,6 @@ impl HeapRoutes {
         // A panic while the lock was held cannot leave the Option half-updated.
         self.active.lock().unwrap_or_else(PoisonError::into_inner)
     }
-}
-
-/// The error and its causes as one sentence.
-fn sentence(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
 
 fn api_error(e: HeapError) -> ApiError {

@@ -6,6 +6,7 @@
 //! the frames it resolved before). No external program runs (no perl, objdump, nm,
 //! addr2line, c++filt or dot). See docs/heap-views.md.
 
+use super::sentence;
 use std::sync::Arc;
 
 use profiling_core::heap_profile::{FrameCache, HeapProfileError, HeapReport};
@@ -68,16 +69,4 @@ fn render_blocking(
         HeapView::Protobuf => Reply::binary(report.pprof_gzip()?),
         HeapView::RawDump => Reply::binary(dump.to_vec()),
     })
-}
-
-/// The error and its causes as one sentence.
-fn sentence(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
