@@ -379,3 +379,32 @@ fn dumps_stop_with_the_server() {
         "a clean shutdown removes the activation's files: {left:?}"
     );
 }
+
+#[test]
+fn heap_dump_max_files_bounds_the_files_kept() {
+    let server = TestServer::start(&["--heap-dump-max-files", "2"]);
+    let r = server.get("/debug/pprof/heap_activate?interval=1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut newest_seen = String::new();
+    // Wait for the fourth dump; by then the first two must be gone.
+    while Instant::now() < deadline && !newest_seen.ends_with("000004.heap") {
+        std::thread::sleep(Duration::from_millis(200));
+        let list = server.get("/debug/pprof/heap_list").text();
+        assert!(list.lines().count() <= 2, "more than 2 dumps kept:\n{list}");
+        if let Some(first) = list.lines().next() {
+            newest_seen = parse_list_line(first).0.to_string_lossy().into_owned();
+        }
+    }
+    assert!(
+        newest_seen.ends_with("000004.heap"),
+        "dumps did not advance: {newest_seen}"
+    );
+    assert_eq!(server.get("/debug/pprof/heap_deactivate").status, 200);
+    let out = std::process::Command::new(server_binary())
+        .args(["--heap-dump-max-files", "0"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("heap-dump-max-files '0'"));
+}

@@ -26,6 +26,9 @@ pub struct Config {
     pub tls: Option<status_http::TlsConfig>,
     /// How long a client may take to send a request head (`header-timeout`).
     pub header_timeout: Duration,
+    /// How many dumps a `heap_activate` keeps on disk, oldest removed first
+    /// (`heap-dump-max-files`).
+    pub heap_dump_max_files: usize,
 }
 
 impl Config {
@@ -39,6 +42,8 @@ impl Config {
     pub const DEFAULT_OWNER_TTL_SECS: u64 = 60;
     /// The default header read timeout, seconds.
     pub const DEFAULT_HEADER_TIMEOUT_SECS: u64 = 10;
+    /// The default number of periodic heap dumps kept on disk.
+    pub const DEFAULT_HEAP_DUMP_MAX_FILES: usize = 32;
 
     /// Resolves settings: `flags` over `file` over the defaults.
     pub fn resolve(file: Settings, flags: Settings) -> Result<Config, ConfigError> {
@@ -46,6 +51,15 @@ impl Config {
         let (etcd_endpoints, engine_addr, owner_ttl) = remote_gc_settings(&s)?;
         let tls = tls_settings(&s)?;
         let header_timeout = header_timeout(&s)?;
+        let heap_dump_max_files = match s.heap_dump_max_files {
+            None => Self::DEFAULT_HEAP_DUMP_MAX_FILES,
+            Some(n @ 1..=100_000) => n,
+            Some(n) => {
+                return Err(ConfigError::Invalid(format!(
+                    "heap-dump-max-files '{n}' is out of range: expected 1 to 100000 files"
+                )))
+            }
+        };
         let addr = s
             .status_addr
             .unwrap_or_else(|| Self::DEFAULT_STATUS_ADDR.to_string());
@@ -65,6 +79,7 @@ impl Config {
             owner_ttl,
             tls,
             header_timeout,
+            heap_dump_max_files,
         })
     }
 }
@@ -81,6 +96,7 @@ impl Default for Config {
             owner_ttl: Duration::from_secs(Self::DEFAULT_OWNER_TTL_SECS),
             tls: None,
             header_timeout: Duration::from_secs(Self::DEFAULT_HEADER_TIMEOUT_SECS),
+            heap_dump_max_files: Self::DEFAULT_HEAP_DUMP_MAX_FILES,
         })
     }
 }
@@ -128,6 +144,10 @@ pub struct Settings {
     /// before it is dropped, 1 to 3600 [default: 10].
     #[arg(long, value_name = "SECONDS")]
     pub header_timeout: Option<u64>,
+    /// How many dumps a running `heap_activate` keeps on disk, oldest removed first, 1 to
+    /// 100000 [default: 32].
+    #[arg(long, value_name = "N")]
+    pub heap_dump_max_files: Option<usize>,
 }
 
 impl Settings {
@@ -156,6 +176,7 @@ impl Settings {
             key_path: other.key_path.or(self.key_path),
             cert_allowed_cn: other.cert_allowed_cn.or(self.cert_allowed_cn),
             header_timeout: other.header_timeout.or(self.header_timeout),
+            heap_dump_max_files: other.heap_dump_max_files.or(self.heap_dump_max_files),
         }
     }
 }

@@ -32,7 +32,10 @@ pub(crate) struct AppState {
 
 impl AppState {
     pub(crate) fn new(config: Config) -> Self {
-        let heap = Arc::new(HeapRoutes::new(&config.data_dir));
+        let heap = Arc::new(HeapRoutes::new(
+            &config.data_dir,
+            config.heap_dump_max_files,
+        ));
         let remote = RemoteRoutes::start(&config);
         let symbolizer = Arc::new(Symbolizer::new());
         let heap_views = Arc::new(HeapViews::new(Arc::clone(&symbolizer)));

@@ -22,13 +22,16 @@ pub(crate) struct HeapRoutes {
     /// `<data-dir>/heap-profiles`: activations get a private directory in it, one-shot dumps
     /// pass through a hidden temporary file in it.
     dump_root: PathBuf,
+    /// Dumps an activation keeps (`--heap-dump-max-files`).
+    max_files: usize,
     active: Mutex<Option<HeapDumper>>,
 }
 
 impl HeapRoutes {
-    pub(crate) fn new(data_dir: &Path) -> Self {
+    pub(crate) fn new(data_dir: &Path, max_files: usize) -> Self {
         HeapRoutes {
             dump_root: data_dir.join("heap-profiles"),
+            max_files,
             active: Mutex::new(None),
         }
     }
@@ -108,7 +111,7 @@ pub(crate) async fn activate(
     }
     let config = HeapDumperConfig {
         interval: params.interval,
-        ..HeapDumperConfig::default()
+        max_files: routes.max_files,
     };
     let root = routes.dump_root.clone();
     // A concurrent activation loses inside `start` (one dumper per process): 409 as well.
