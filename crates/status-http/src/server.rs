@@ -275,9 +275,11 @@ impl<H: Handler> Connection<H> {
             let info = info.clone();
             let denied = denied.clone();
             let config = config.clone();
-            async move {
+            // Boxed: the request's future holds the handler's and is large; hyper moves the
+            // future it gets, so a pointer is cheaper to hand over.
+            Box::pin(async move {
                 Ok::<_, Infallible>(serve_one(handler, info, denied.as_deref(), req, &config).await)
-            }
+            })
         });
         let conn = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -344,12 +346,13 @@ async fn serve_one<H: Handler>(
         // there is nothing to read or time.
         call(handler, info, parts, Bytes::new(), &path).await
     } else {
-        match tokio::time::timeout(
+        // Boxed: this branch's state is large, and keeping it out of line keeps the future
+        // that hyper moves around for every request small.
+        let reading = Box::pin(tokio::time::timeout(
             config.body_read_timeout,
             read_capped(&parts.headers, body, limit),
-        )
-        .await
-        {
+        ));
+        match reading.await {
             Err(_) => plain(
                 StatusCode::REQUEST_TIMEOUT,
                 format!(
