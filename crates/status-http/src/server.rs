@@ -130,8 +130,13 @@ impl Server {
         let scheme = if tls.is_some() { "https" } else { "http" };
         tracing::info!(%local_addr, scheme, "status server listening");
         tokio::pin!(shutdown);
+        // Every connection task, so that the ones still running when the grace period ends
+        // can be aborted rather than left behind.
+        let mut connections = tokio::task::JoinSet::new();
 
         loop {
+            // Reap finished connection tasks so the set stays as small as the open connections.
+            while connections.try_join_next().is_some() {}
             let permit = tokio::select! {
                 () = &mut shutdown => break,
                 permit = permits.clone().acquire_owned() => match permit {
@@ -159,7 +164,7 @@ impl Server {
                 remote_addr,
             };
             let tls = tls.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 match tls {
                     None => conn.serve_plain(stream).await,
                     Some(tls) => conn.serve_tls(stream, &tls).await,
@@ -173,9 +178,17 @@ impl Server {
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(config.shutdown_grace) => {
-                tracing::warn!(grace = ?config.shutdown_grace, "shutdown grace period over; dropping remaining connections");
+                tracing::warn!(
+                    grace = ?config.shutdown_grace,
+                    open = connections.len(),
+                    "shutdown grace period over; aborting the remaining connections"
+                );
             }
         }
+        // Aborting drops each connection's in-flight handler future (which cancels the work
+        // it started, e.g. a CPU profile) and closes its socket.
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
     }
 }
 
