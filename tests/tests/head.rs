@@ -40,3 +40,30 @@ fn head_on_state_changing_routes_does_nothing() {
         400
     );
 }
+
+#[test]
+fn head_reports_the_status_a_get_would_get() {
+    let server = TestServer::start(&[]);
+    assert_eq!(
+        server.get("/debug/pprof/heap_activate?interval=60").status,
+        200
+    );
+    // A second activation would be refused: HEAD says so, and the running one is untouched.
+    assert_eq!(
+        server
+            .request("HEAD", "/debug/pprof/heap_activate", &[], b"")
+            .status,
+        409
+    );
+    assert_eq!(server.get("/debug/pprof/heap_deactivate").status, 200);
+
+    let off = integration_tests::TestServer::start_with(integration_tests::ServerOptions {
+        env: vec![("MALLOC_CONF".into(), "prof:false".into())],
+        ..Default::default()
+    });
+    for path in ["/debug/pprof/set_prof_active", "/debug/pprof/heap_activate"] {
+        let get = off.get(path);
+        let head = off.request("HEAD", path, &[], b"");
+        assert_eq!((get.status, head.status), (501, 501), "{path}");
+    }
+}

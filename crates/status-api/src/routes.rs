@@ -101,8 +101,9 @@ pub enum Route {
 impl Route {
     /// For `HEAD` on a route that changes state (switches profiling, starts or stops the dump
     /// thread, purges arenas, resigns, triggers GC or upload): the reply to send *instead of*
-    /// acting — 200 and the media type a `GET` answers with, no body. `HEAD` is a safe method:
-    /// it never changes the server. `None` for routes that only read.
+    /// acting — 200 and the media type a `GET` answers with, no body — once the server has
+    /// checked the preconditions a `GET` would fail on (its 409 or 501 is sent instead). `HEAD`
+    /// is a safe method: it never changes the server. `None` for routes that only read.
     pub fn head_without_effect(&self) -> Option<Reply> {
         let content_type = match self {
             Route::SetProfActive(_)

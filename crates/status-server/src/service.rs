@@ -32,6 +32,8 @@ impl Service {
         let state = &self.state;
         if req.method() == http::Method::HEAD {
             if let Some(reply) = route.head_without_effect() {
+                // Same status as a GET would get, without acting.
+                heap::head_precondition(&state.heap, &route)?;
                 return Ok(reply);
             }
         }

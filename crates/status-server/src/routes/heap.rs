@@ -50,6 +50,25 @@ fn api_error(e: HeapError) -> ApiError {
     }
 }
 
+/// What a `HEAD` of a state-changing heap route answers instead of acting: the status a `GET`
+/// would get (501 without heap profiling, 409 for a second activation), else `None` (200).
+pub(crate) fn head_precondition(
+    routes: &HeapRoutes,
+    route: &status_api::Route,
+) -> Result<(), ApiError> {
+    match route {
+        status_api::Route::SetProfActive(_) => require_enabled(),
+        status_api::Route::HeapActivate(_) => {
+            require_enabled()?;
+            if routes.active().is_some() {
+                return Err(ApiError::Conflict(already_active()));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 fn already_active() -> String {
     "a heap profile is already active; stop it with /debug/pprof/heap_deactivate first".into()
 }
