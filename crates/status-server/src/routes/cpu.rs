@@ -35,7 +35,7 @@ pub(crate) async fn profile(
     if head {
         return Ok(Reply::new(200, content_type, bytes::Bytes::new()));
     }
-    keep_temp_files_in(data_dir)?;
+    keep_temp_files_in(data_dir).await?;
     let cancel = CancelToken::new();
     // Dropped with this future when the client disconnects: cancels the sampling at once.
     let _cancel_on_drop = cancel.drop_guard();
@@ -63,27 +63,34 @@ pub(crate) async fn profile(
 /// process. The server writes only under its data directory, so before the first profile the
 /// process-wide temporary directory of the `tempfile` crate (which pprof-rs uses) is pinned to
 /// `<data-dir>/tmp`, emptied of what an earlier run left there.
-fn keep_temp_files_in(data_dir: &Path) -> Result<(), ApiError> {
-    static PINNED: OnceLock<Result<(), String>> = OnceLock::new();
-    PINNED
-        .get_or_init(|| {
-            let dir = data_dir.join("tmp");
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                format!(
-                    "cannot create the profiler's temporary directory {}: {e}",
-                    dir.display()
-                )
-            })?;
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let _ = std::fs::remove_file(entry.path());
-            }
-            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
-            // Err only when already pinned to another directory; pprof then keeps using it.
-            let _ = tempfile::env::override_temp_dir(&dir);
-            Ok(())
-        })
-        .clone()
-        .map_err(ApiError::Internal)
+async fn keep_temp_files_in(data_dir: &Path) -> Result<(), ApiError> {
+    // Set once the override is in place; a failure is not remembered, the next profile retries.
+    static PINNED: OnceLock<()> = OnceLock::new();
+    if PINNED.get().is_some() {
+        return Ok(());
+    }
+    let dir = data_dir.join("tmp");
+    let pinned = tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            format!(
+                "cannot create the profiler's temporary directory {}: {e}",
+                dir.display()
+            )
+        })?;
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_file(entry.path());
+        }
+        let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
+        // Err only when already pinned to another directory; pprof then keeps using that one.
+        let _ = tempfile::env::override_temp_dir(&dir);
+        Ok::<(), String>(())
+    })
+    .await
+    .map_err(|e| format!("the profiler's temporary directory task failed: {e}"))
+    .and_then(|r| r);
+    pinned.map_err(ApiError::Internal)?;
+    let _ = PINNED.set(());
+    Ok(())
 }
 
 /// `GET /debug/pprof/cmdline`: the process's arguments joined by NUL bytes, as Go's
