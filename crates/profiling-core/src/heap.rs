@@ -177,6 +177,46 @@ pub fn dump_to_vec(scratch_dir: &Path) -> Result<Vec<u8>, HeapError> {
     bytes
 }
 
+/// Removes what a process that died without cleaning up (SIGKILL, OOM) left in `root`: the
+/// activation directories (`heap-<pid>-…`) of [`HeapDumper`] and the temporary files
+/// (`.heap-<pid>-…`) of [`dump_to_vec`], when process `<pid>` no longer runs. Returns how
+/// many entries were removed; a missing `root` is not an error.
+pub fn remove_stale_dumps(root: &Path) -> usize {
+    let Ok(entries) = fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(rest) = name
+            .strip_prefix("heap-")
+            .or_else(|| name.strip_prefix(".heap-"))
+        else {
+            continue;
+        };
+        let Some(pid) = rest.split('-').next().and_then(|p| p.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        let gone = if path.is_dir() {
+            fs::remove_dir_all(&path)
+        } else {
+            fs::remove_file(&path)
+        };
+        match gone {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale heap dump")
+            }
+        }
+    }
+    removed
+}
+
 /// Resident bytes around [`purge_arenas`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PurgeReport {
@@ -223,4 +263,30 @@ pub fn stats_json() -> Result<String, HeapError> {
 /// jemalloc statistics as the human-readable report of `malloc_stats_print`.
 pub fn stats_text() -> Result<String, HeapError> {
     stats(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_dumps_of_dead_processes_are_removed_and_live_ones_kept() {
+        let root = std::env::temp_dir().join(format!("stale-dumps-test-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        // pid 4194305 is above Linux's largest pid_max: that process cannot exist.
+        let dead_dir = root.join("heap-4194305-1700000000000-0");
+        let dead_tmp = root.join(".heap-4194305-3.heap");
+        let own_dir = root.join(format!("heap-{}-1-0", std::process::id()));
+        let other = root.join("notes.txt");
+        fs::create_dir_all(&dead_dir).unwrap();
+        fs::write(dead_dir.join("000001.heap"), b"heap_v2/524288\n").unwrap();
+        fs::write(&dead_tmp, b"").unwrap();
+        fs::create_dir_all(&own_dir).unwrap();
+        fs::write(&other, b"x").unwrap();
+        assert_eq!(remove_stale_dumps(&root), 2);
+        assert!(!dead_dir.exists() && !dead_tmp.exists());
+        assert!(own_dir.exists() && other.exists());
+        assert_eq!(remove_stale_dumps(&root.join("missing")), 0);
+        fs::remove_dir_all(&root).unwrap();
+    }
 }

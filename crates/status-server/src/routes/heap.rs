@@ -28,9 +28,15 @@ pub(crate) struct HeapRoutes {
 }
 
 impl HeapRoutes {
+    /// Also removes the dumps that a crashed earlier server left in `<data-dir>/heap-profiles`.
     pub(crate) fn new(data_dir: &Path, max_files: usize) -> Self {
+        let dump_root = data_dir.join("heap-profiles");
+        let stale = heap::remove_stale_dumps(&dump_root);
+        if stale > 0 {
+            tracing::info!(removed = stale, dir = %dump_root.display(), "removed heap dumps left by a process that is gone");
+        }
         HeapRoutes {
-            dump_root: data_dir.join("heap-profiles"),
+            dump_root,
             max_files,
             active: Mutex::new(None),
         }
