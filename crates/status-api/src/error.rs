@@ -11,9 +11,6 @@ pub enum ApiError {
     /// 400: a parameter, path segment or body is malformed; the sentence names it.
     #[error("{0}")]
     BadRequest(String),
-    /// 403: the client certificate's common name is not allowed.
-    #[error("client certificate common name {0:?} is not allowed to call this server")]
-    Forbidden(String),
     /// 404: no route has this path.
     #[error("path not found: {method} {path}")]
     NotFound {
@@ -65,7 +62,6 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::BadRequest(_) => 400,
-            ApiError::Forbidden(_) => 403,
             ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Conflict(_) => 409,

@@ -115,31 +115,6 @@ impl Route {
         };
         Some(Reply::new(200, content_type, bytes::Bytes::new()))
     }
-
-    /// A short stable name for logs and metrics (`cpu_profile`, `store_status`, …).
-    pub fn name(&self) -> &'static str {
-        match self {
-            Route::CpuProfile(_) => "cpu_profile",
-            Route::SetProfActive(_) => "set_prof_active",
-            Route::Heap(_) => "heap",
-            Route::HeapActivate(_) => "heap_activate",
-            Route::HeapList => "heap_list",
-            Route::HeapDeactivate => "heap_deactivate",
-            Route::HeapFile(_) => "heap_file",
-            Route::SymbolCount | Route::SymbolQuery(_) | Route::SymbolPost => "symbol",
-            Route::Cmdline => "cmdline",
-            Route::ArenaPurge => "arena_purge",
-            Route::MemoryStatus(_) => "memory_status",
-            Route::StoreStatus => "store_status",
-            Route::SyncStatus(_) => "sync_status",
-            Route::OwnerInfo => "owner_info",
-            Route::OwnerResign => "owner_resign",
-            Route::RemoteGc => "remote_gc",
-            Route::RemoteUpload => "remote_upload",
-            Route::Livez => "livez",
-            Route::Readyz => "readyz",
-        }
-    }
 }
 
 const GET: &str = "GET, HEAD";
@@ -282,7 +257,7 @@ fn parse_sync_status(rest: &str) -> Result<SyncStatusKey, ApiError> {
 /// A decimal id of type `T` (digits only: no sign, no spaces).
 fn parse_id<T>(raw: &str, what: &str) -> Result<T, ApiError>
 where
-    T: std::str::FromStr + TryFrom<u64> + std::fmt::Display,
+    T: std::str::FromStr + std::fmt::Display,
     T: Bounded,
 {
     let expected = || {

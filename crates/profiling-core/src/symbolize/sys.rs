@@ -150,19 +150,23 @@ pub(super) fn generation() -> Option<Generation> {
 
 /// Maps a whole file read-only.
 pub(super) fn map_file(file: &File) -> io::Result<Mmap> {
-    // SAFETY: the mapping is private and read-only. The files mapped here are executables and
-    // shared libraries loaded by this process (and their separate debug files); the system
-    // replaces such files by renaming new ones into place, which leaves this mapping intact. A
-    // file truncated in place while mapped would fault on access, the same hazard the dynamic
-    // loader itself accepts for the code it maps.
+    // SAFETY: the mapping is read-only and shared (memmap2 maps with MAP_SHARED), so its bytes
+    // are the file's bytes for as long as the file is unchanged. The files mapped here are
+    // executables and shared libraries loaded by this process (and their separate debug
+    // files), which package managers and deploy tools replace by renaming a new file into
+    // place; that leaves this mapping on the old inode, intact. Rewriting such a file in place
+    // while it is mapped would change bytes behind the slices borrowed from it (or fault on a
+    // truncation): the contract, also the dynamic loader's for the code it maps, is that
+    // loaded binaries are not modified in place.
     unsafe { Mmap::map(file) }
 }
 
 /// Takes the pages of a mapping out of this process's resident set (`MADV_DONTNEED`); they stay
 /// in the page cache and the next access maps them again.
 pub(super) fn release_pages(map: &Mmap) -> io::Result<()> {
-    // SAFETY: the mapping is private, read-only and never written, so after MADV_DONTNEED every
-    // page reads back from the file with exactly the bytes it had: slices that borrow the
+    // SAFETY: the mapping is a read-only file mapping that this process never writes, so after
+    // MADV_DONTNEED every page reads back from the page cache with the bytes it had, under the
+    // same contract as `map_file` (the file is not modified in place): slices that borrow the
     // mapping see no change.
     unsafe { map.unchecked_advise(UncheckedAdvice::DontNeed) }
 }
