@@ -15,7 +15,7 @@ use crate::routes::engine;
 use crate::routes::heap;
 use crate::routes::remote;
 use crate::routes::symbol;
-use crate::state::AppState;
+use crate::state::{AppState, HEAVY_REQUESTS, HEAVY_WAIT};
 
 /// The status server's [`Handler`].
 #[derive(Debug, Clone)]
@@ -37,6 +37,15 @@ impl Service {
                 return Ok(reply);
             }
         }
+        let _slot = match route {
+            Route::Heap(_)
+            | Route::HeapFile(_)
+            | Route::SymbolPost
+            | Route::SymbolQuery(_)
+            | Route::MemoryStatus(_)
+            | Route::ArenaPurge => Some(heavy_slot(state).await?),
+            _ => None,
+        };
         match route {
             Route::StoreStatus => Ok(engine::store_status(state)),
             Route::SyncStatus(key) => Ok(engine::sync_status(state, key)),
@@ -76,6 +85,20 @@ impl Service {
                 path: req.uri().path().to_string(),
             }),
         }
+    }
+}
+
+/// A slot for an expensive request, waiting at most [`HEAVY_WAIT`].
+async fn heavy_slot(state: &AppState) -> Result<tokio::sync::OwnedSemaphorePermit, ApiError> {
+    let busy = || {
+        ApiError::Unavailable(format!(
+            "too many heap, symbol and statistics requests are running (at most {HEAVY_REQUESTS} at once) and none finished within {} s; retry later",
+            HEAVY_WAIT.as_secs()
+        ))
+    };
+    match tokio::time::timeout(HEAVY_WAIT, state.heavy.clone().acquire_owned()).await {
+        Ok(Ok(permit)) => Ok(permit),
+        _ => Err(busy()),
     }
 }
 

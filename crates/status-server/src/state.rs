@@ -28,7 +28,16 @@ pub(crate) struct AppState {
     pub(crate) cpu: CpuProfiler,
     /// Remote GC owner election and triggers (`/tiflash/remote/...`).
     pub(crate) remote: RemoteRoutes,
+    /// Bounds the expensive one-shot work (heap dumps and views, symbol lookups, statistics):
+    /// at most [`HEAVY_REQUESTS`] run at once, so a burst of them cannot pile up blocking
+    /// threads and memory while the cheap routes keep answering.
+    pub(crate) heavy: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many expensive requests run at once; more wait up to [`HEAVY_WAIT`] for a slot.
+pub(crate) const HEAVY_REQUESTS: usize = 4;
+/// How long an expensive request waits for a slot before it gets a 503.
+pub(crate) const HEAVY_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl AppState {
     pub(crate) fn new(config: Config) -> Self {
@@ -48,6 +57,7 @@ impl AppState {
             heap_views,
             cpu: CpuProfiler::new(),
             remote,
+            heavy: Arc::new(tokio::sync::Semaphore::new(HEAVY_REQUESTS)),
         }
     }
 }
