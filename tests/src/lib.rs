@@ -394,3 +394,35 @@ pub fn curl(args: &[&str]) -> (ExitStatus, Vec<u8>, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// jemalloc's `stats.allocated` of a running server, read from `/debug/pprof/memory_status`.
+pub fn allocated_bytes(server: &TestServer) -> u64 {
+    let r = server.get("/debug/pprof/memory_status");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let json: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    json["jemalloc"]["stats"]["allocated"].as_u64().unwrap()
+}
+
+/// Makes the server hold about 8 MiB (for heap dumps that have samples): a request whose
+/// 12 MiB body is two-thirds sent stays in the server's body buffer until the returned
+/// connection is dropped. Returns once the server's allocated bytes show it (at most 10 s).
+pub fn hold_memory(server: &TestServer) -> TcpStream {
+    let before = allocated_bytes(server);
+    let mut slow = TcpStream::connect(server.addr()).unwrap();
+    write!(
+        slow,
+        "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+        12 << 20
+    )
+    .unwrap();
+    slow.write_all(&vec![b'0'; 8 << 20]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while allocated_bytes(server) < before + (7 << 20) {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not take in the 8 MiB body within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    slow
+}

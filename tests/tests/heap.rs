@@ -1,8 +1,6 @@
 //! The jemalloc heap routes end to end against the real binary, read by the real `jeprof`.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -49,21 +47,7 @@ fn parse_list_line(line: &str) -> (PathBuf, String) {
     (path, time.to_string())
 }
 
-/// Makes the server hold 8 MiB while sampling is on, so that a dump has samples: a request
-/// whose 12 MiB body is two-thirds sent stays in the server's body buffer until the returned
-/// connection is dropped.
-fn hold_memory(server: &TestServer) -> TcpStream {
-    let mut slow = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        slow,
-        "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        12 << 20
-    )
-    .unwrap();
-    slow.write_all(&vec![b'0'; 8 << 20]).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    slow
-}
+use integration_tests::hold_memory;
 
 #[test]
 fn raw_dump_is_read_by_jeprof_and_shows_server_functions() {
@@ -118,6 +102,13 @@ fn periodic_dumps_are_listed_downloaded_and_removed() {
     assert!(r.text().contains("already active"), "{}", r.text());
 
     std::thread::sleep(Duration::from_secs(3));
+    // Two dumps are due by now; a machine under load gets a few more seconds to write them.
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while server.get("/debug/pprof/heap_list").text().lines().count() < 2
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let r = server.get("/debug/pprof/heap_list");
     assert_eq!(r.status, 200);
     let lines: Vec<(PathBuf, String)> = r.text().lines().map(parse_list_line).collect();

@@ -2,29 +2,17 @@
 //! end against the real binary, checked by the real `jeprof` and `go tool pprof`.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
 
 use integration_tests::{require_tool, server_binary, ServerOptions, TestServer};
 
-/// Turns sampling on and makes the server hold memory: a request whose 12 MiB body is
-/// two-thirds sent stays in the server's body buffer until the returned connection closes.
+/// Turns sampling on and makes the server hold about 8 MiB (see the harness's `hold_memory`).
 fn hold_memory(server: &TestServer) -> TcpStream {
     let r = server.get("/debug/pprof/set_prof_active");
     assert_eq!(r.status, 200, "{}", r.text());
-    let mut slow = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        slow,
-        "POST /debug/pprof/symbol HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
-        12 << 20
-    )
-    .unwrap();
-    slow.write_all(&vec![b'0'; 8 << 20]).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
-    slow
+    integration_tests::hold_memory(server)
 }
 
 /// What the held body weighs in a profile at least: the client has written 8 MiB, but the
