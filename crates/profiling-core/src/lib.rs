@@ -35,3 +35,16 @@ pub use symbolize::{Detail, Frame, ModuleInfo, Symbol, Symbolizer, SymbolizerOpt
 pub mod heap_profile;
 #[cfg(feature = "heap-profile")]
 pub use heap_profile::{AddressResolver, HeapProfile, HeapProfileError, HeapReport};
+
+/// An error and its causes as one line, joined by `: ` (for logs and error sentences).
+#[cfg(any(feature = "heap", feature = "symbolize"))]
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        out.push_str(": ");
+        out.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    out
+}

@@ -45,6 +45,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use crate::error_chain;
 use dwarf::RawFrame;
 use elf::ModuleDebug;
 
@@ -544,17 +545,6 @@ fn scan(old: Option<&ModuleSet>) -> ModuleSet {
         ranges,
         modules,
     }
-}
-
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        out.push_str(": ");
-        out.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    out
 }
 
 #[cfg(test)]

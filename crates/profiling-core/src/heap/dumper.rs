@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use super::{dump_to, require_enabled, set_prof_active, HeapError};
+use crate::error_chain;
 
 /// How many dump files a [`HeapDumper`] keeps unless configured otherwise: 32 files, e.g. the
 /// last 32 minutes at the default 60 s interval. Older files are removed first.
@@ -317,16 +318,4 @@ fn run(shared: &Shared, dir: &Path, config: HeapDumperConfig) {
             next = now + config.interval;
         }
     }
-}
-
-/// The error and its causes, joined by `: `.
-pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
 }
