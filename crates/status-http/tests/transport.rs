@@ -237,5 +237,8 @@ async fn shutdown_grace_bounds_a_request_that_never_ends() {
     // The request that never ends was aborted: its connection is closed, not left running.
     let mut rest = Vec::new();
     let eof = tokio::time::timeout(Duration::from_secs(2), s.read_to_end(&mut rest)).await;
-    assert!(eof.is_ok(), "the connection of the never-ending request is still open");
+    assert!(
+        eof.is_ok(),
+        "the connection of the never-ending request is still open"
+    );
 }
