@@ -18,14 +18,15 @@
 //! Prints the times and the ratio. Needs `jeprof` (libjemalloc-dev) and `dot` (graphviz).
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
+
+use crate::server_proc::{build_release_server, ServerProcess};
 
 const WARM_ROUNDS: usize = 10;
 const JEPROF_ROUNDS: usize = 3;
@@ -38,18 +39,7 @@ pub fn run() -> Result<()> {
             "'{tool}' is not installed (libjemalloc-dev, graphviz)"
         );
     }
-    crate::run_cmd(crate::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "status-server",
-        "--bin",
-        "status-server",
-    ]))?;
-    let binary = crate::root()
-        .join("target")
-        .join("release")
-        .join("status-server");
+    let binary = build_release_server()?;
     let work = std::env::temp_dir().join(format!("xtask-bench-heap-{}", std::process::id()));
     fs::create_dir_all(&work)?;
     let result = SCENARIOS
@@ -81,7 +71,7 @@ const SCENARIOS: &[Scenario] = &[
 fn measure(binary: &Path, work: &Path, scenario: &Scenario) -> Result<()> {
     let data_dir = work.join("data");
     let _ = fs::remove_dir_all(&data_dir);
-    let server = Server::start(binary, &data_dir, scenario.malloc_conf)?;
+    let server = start_server(binary, &data_dir, scenario.malloc_conf)?;
     // Some traffic first, so the profile holds the server's usual state, not just the bodies.
     for path in [
         "/debug/pprof/symbol",
@@ -91,21 +81,21 @@ fn measure(binary: &Path, work: &Path, scenario: &Scenario) -> Result<()> {
         "/debug/pprof/heap_list",
     ] {
         for _ in 0..20 {
-            get(server.addr, path)?;
+            get(server.addr(), path)?;
         }
     }
-    let (status, body) = get(server.addr, "/debug/pprof/set_prof_active")?;
+    let (status, body) = get(server.addr(), "/debug/pprof/set_prof_active")?;
     ensure!(status == 200, "set_prof_active: {status} {}", lossy(&body));
     let held: Vec<TcpStream> = [4usize, 8, 12]
         .iter()
-        .map(|&mib| hold_body(server.addr, mib << 20))
+        .map(|&mib| hold_body(server.addr(), mib << 20))
         .collect::<Result<_>>()?;
     std::thread::sleep(Duration::from_millis(300));
 
     let svg_path = "/debug/pprof/heap?jeprof=true&text=svg";
-    let (cold, cold_svg) = timed_get(server.addr, svg_path)?;
+    let (cold, cold_svg) = timed_get(server.addr(), svg_path)?;
 
-    let (status, dump) = get(server.addr, "/debug/pprof/heap")?;
+    let (status, dump) = get(server.addr(), "/debug/pprof/heap")?;
     ensure!(status == 200, "raw dump: {status} {}", lossy(&dump));
     let dump_path = work.join("bench.heap");
     fs::write(&dump_path, &dump)?;
@@ -113,13 +103,13 @@ fn measure(binary: &Path, work: &Path, scenario: &Scenario) -> Result<()> {
         .split(|&b| b == b'\n')
         .filter(|l| l.starts_with(b"@"))
         .count();
-    let (status, text) = get(server.addr, "/debug/pprof/heap?jeprof=true&text=text")?;
+    let (status, text) = get(server.addr(), "/debug/pprof/heap?jeprof=true&text=text")?;
     ensure!(status == 200, "text view: {status}");
 
     let mut warm = Vec::with_capacity(WARM_ROUNDS);
     let mut svg_bytes = cold_svg.len();
     for _ in 0..WARM_ROUNDS {
-        let (time, svg) = timed_get(server.addr, svg_path)?;
+        let (time, svg) = timed_get(server.addr(), svg_path)?;
         svg_bytes = svg.len();
         warm.push(time);
     }
@@ -279,52 +269,20 @@ fn get(addr: SocketAddr, path: &str) -> Result<(u16, Vec<u8>)> {
     Ok((status, body))
 }
 
-/// The server under test, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    fn start(binary: &Path, data_dir: &PathBuf, malloc_conf: Option<&str>) -> Result<Server> {
-        let mut command = Command::new(binary);
-        if let Some(conf) = malloc_conf {
-            command.env("MALLOC_CONF", conf);
-        }
-        let mut child = command
-            .args(["--status-addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("bench-heap-stdout".into())
-            .spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("http://").nth(1) {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                }
-            })?;
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => server.addr = addr.parse().context("server address")?,
-            Err(_) => bail!("the server did not report its address within 30 s"),
-        }
-        Ok(server)
+/// Starts the server under test (killed when dropped) on a free loopback port with `data_dir`,
+/// with `MALLOC_CONF=malloc_conf` if given.
+fn start_server(
+    binary: &Path,
+    data_dir: &Path,
+    malloc_conf: Option<&str>,
+) -> Result<ServerProcess> {
+    let mut command = Command::new(binary);
+    if let Some(conf) = malloc_conf {
+        command.env("MALLOC_CONF", conf);
     }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    command
+        .args(["--status-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .stderr(Stdio::null());
+    ServerProcess::start("status-server", &mut command)
 }

@@ -16,13 +16,14 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+
+use crate::server_proc::{build_release_server, ServerProcess};
 
 /// Options of the benchmark, from the command line.
 #[derive(Debug)]
@@ -73,7 +74,7 @@ pub fn run(args: &[String]) -> Result<()> {
     }
     let binary = match &options.binary {
         Some(binary) => binary.clone(),
-        None => build_release()?,
+        None => build_release_server()?,
     };
     let binary =
         fs::canonicalize(&binary).with_context(|| format!("no binary at {}", binary.display()))?;
@@ -225,43 +226,6 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-fn build_release() -> Result<PathBuf> {
-    let root = workspace_root();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "status-server",
-            "--bin",
-            "status-server",
-        ])
-        .current_dir(&root)
-        .status()
-        .context("run cargo build")?;
-    ensure!(
-        status.success(),
-        "cargo build --release -p status-server failed"
-    );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        root.join(target)
-    };
-    Ok(target.join("release").join("status-server"))
-}
-
 /// `(start, size)` of every sized function symbol (`nm -S`, types t/T/w/W), deduplicated by start.
 fn functions(binary: &Path) -> Result<Vec<(u64, u64)>> {
     let out = Command::new("nm")
@@ -355,52 +319,34 @@ struct Rss {
     file: u64,
 }
 
-/// The server under test, killed on drop.
+/// The server under test (a [`ServerProcess`], killed on drop) and its symbol URL.
 struct Server {
-    child: Child,
+    process: ServerProcess,
     url: String,
 }
 
 impl Server {
+    /// Starts `binary` on a free loopback port with `data_dir`, logging warnings and errors only.
     fn start(binary: &Path, data_dir: &Path) -> Result<Server> {
-        let mut child = Command::new(binary)
-            .args([
-                "--status-addr",
-                "127.0.0.1:0",
-                "--log-level",
-                "warn",
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("start {}", binary.display()))?;
-        let stdout = child.stdout.take().context("server stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("server-stdout".into())
-            .spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("http://").nth(1) {
-                        let _ = tx.send(addr.trim().to_string());
-                    }
-                }
-            })?;
-        let mut server = Server {
-            child,
-            url: String::new(),
-        };
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .context("the server did not report its address in 30 s")?;
-        server.url = format!("http://{addr}/debug/pprof/symbol");
-        Ok(server)
+        let process = ServerProcess::start(
+            "status-server",
+            Command::new(binary)
+                .args([
+                    "--status-addr",
+                    "127.0.0.1:0",
+                    "--log-level",
+                    "warn",
+                    "--data-dir",
+                ])
+                .arg(data_dir)
+                .stderr(Stdio::null()),
+        )?;
+        let url = format!("http://{}/debug/pprof/symbol", process.addr());
+        Ok(Server { process, url })
     }
 
     fn load_bias(&self, binary: &Path, first_load_vaddr: u64) -> Result<u64> {
-        let maps = fs::read_to_string(format!("/proc/{}/maps", self.child.id()))?;
+        let maps = fs::read_to_string(format!("/proc/{}/maps", self.process.pid()))?;
         for line in maps.lines() {
             let fields: Vec<&str> = line.split_whitespace().collect();
             if fields.len() >= 6
@@ -416,7 +362,7 @@ impl Server {
     }
 
     fn rss(&self) -> Result<Rss> {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let status = fs::read_to_string(format!("/proc/{}/status", self.process.pid()))?;
         let field = |name: &str| -> u64 {
             status
                 .lines()
@@ -430,13 +376,6 @@ impl Server {
             anon: field("RssAnon:"),
             file: field("RssFile:"),
         })
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

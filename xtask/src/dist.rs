@@ -4,17 +4,11 @@ use std::process::Command;
 
 use anyhow::{Context, Result};
 
-use crate::{cargo, root, run_cmd};
+use crate::server_proc::build_release_server;
+use crate::{root, run_cmd};
 
 pub(crate) fn dist() -> Result<()> {
-    run_cmd(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "status-server",
-        "--bin",
-        "status-server",
-    ]))?;
+    let binary = build_release_server()?;
     let root = root();
     let version = env!("CARGO_PKG_VERSION");
     let name = format!("status-server-{version}-{}-linux", std::env::consts::ARCH);
@@ -23,10 +17,7 @@ pub(crate) fn dist() -> Result<()> {
         std::fs::remove_dir_all(&stage).with_context(|| format!("clean {}", stage.display()))?;
     }
     std::fs::create_dir_all(&stage)?;
-    std::fs::copy(
-        root.join("target/release/status-server"),
-        stage.join("status-server"),
-    )?;
+    std::fs::copy(&binary, stage.join("status-server"))?;
     for file in ["README.md", "ARCHITECTURE.md"] {
         std::fs::copy(root.join(file), stage.join(file))?;
     }

@@ -12,16 +12,17 @@
 //! idle and during profiling (target: within 2× idle), and errors (must be zero: any error
 //! fails the task). Numbers go to docs/performance.md.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 
-use crate::{cargo, root, run_cmd};
+use crate::server_proc::{build_release_server, target_dir, ServerProcess};
+use crate::{cargo, run_cmd};
 
 const CONNECTIONS: u32 = 64;
 const THREADS: u32 = 2;
@@ -35,14 +36,7 @@ pub fn run() -> Result<()> {
     if !on_path("wrk") {
         bail!("the load test needs wrk: install the Debian package (apt-get install wrk)");
     }
-    run_cmd(cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "status-server",
-        "--bin",
-        "status-server",
-    ]))?;
+    let server_binary = build_release_server()?;
     run_cmd(cargo().args([
         "build",
         "--release",
@@ -56,22 +50,23 @@ pub fn run() -> Result<()> {
     let script = work.path().join("report.lua");
     std::fs::write(&script, WRK_REPORT).context("write the wrk script")?;
 
-    let bare = Server::start(
+    let bare = ServerProcess::start(
         "bare hyper",
         Command::new(release.join("examples").join("bare-hyper")).arg("127.0.0.1:0"),
     )?;
     // The server as shipped: default settings, access log on (to a file, as in production).
     let log = std::fs::File::create(work.path().join("status-server.log"))?;
-    let ours = Server::start(
+    let ours = ServerProcess::start(
         "status-server",
-        Command::new(release.join("status-server"))
+        Command::new(server_binary)
             .args(["--status-addr", "127.0.0.1:0", "--data-dir"])
             .arg(work.path().join("data"))
             .stderr(log),
     )?;
     eprintln!(
         "xtask: bare hyper on {}, status-server on {}",
-        bare.addr, ours.addr
+        bare.addr(),
+        ours.addr()
     );
 
     // Warm up both.
@@ -99,7 +94,7 @@ pub fn run() -> Result<()> {
     // The same load during a CPU profile and a heap activation.
     let profile_secs = PROFILED_SECS + 2;
     let profile = {
-        let addr = ours.addr;
+        let addr = ours.addr();
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("load-cpu-profile".into())
@@ -113,7 +108,7 @@ pub fn run() -> Result<()> {
         rx
     };
     let heap = http_get(
-        ours.addr,
+        ours.addr(),
         "/debug/pprof/heap_activate?interval=1",
         Duration::from_secs(10),
     )?;
@@ -122,9 +117,13 @@ pub fn run() -> Result<()> {
     let cpu = profile
         .recv_timeout(Duration::from_secs(profile_secs + 90))
         .context("the CPU profile request did not finish")??;
-    let heap_list = http_get(ours.addr, "/debug/pprof/heap_list", Duration::from_secs(10))?;
+    let heap_list = http_get(
+        ours.addr(),
+        "/debug/pprof/heap_list",
+        Duration::from_secs(10),
+    )?;
     let deactivate = http_get(
-        ours.addr,
+        ours.addr(),
         "/debug/pprof/heap_deactivate",
         Duration::from_secs(10),
     )?;
@@ -232,14 +231,6 @@ fn on_path(cmd: &str) -> bool {
     std::env::split_paths(&path).any(|dir| dir.join(cmd).is_file())
 }
 
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
-        Some(p) if p.is_absolute() => p,
-        Some(p) => root().join(p),
-        None => root().join("target"),
-    }
-}
-
 /// wrk's summary, printed by [`WRK_REPORT`] on one line.
 const WRK_REPORT: &str = r#"
 done = function(summary, latency, requests)
@@ -280,9 +271,9 @@ impl Run {
     }
 }
 
-fn wrk(script: &Path, server: &Server, secs: u64) -> Result<Run> {
-    let addr = server.addr;
-    let cpu_before = cpu_time_us(server.child.id())?;
+fn wrk(script: &Path, server: &ServerProcess, secs: u64) -> Result<Run> {
+    let addr = server.addr();
+    let cpu_before = cpu_time_us(server.pid())?;
     let out = Command::new("wrk")
         .arg(format!("-t{THREADS}"))
         .arg(format!("-c{CONNECTIONS}"))
@@ -317,7 +308,7 @@ fn wrk(script: &Path, server: &Server, secs: u64) -> Result<Run> {
     if run.requests <= 0.0 || run.duration_us <= 0.0 {
         bail!("wrk made no requests: {text}");
     }
-    run.server_cpu_us = cpu_time_us(server.child.id())? - cpu_before;
+    run.server_cpu_us = cpu_time_us(server.pid())? - cpu_before;
     Ok(run)
 }
 
@@ -351,56 +342,6 @@ fn clock_ticks_per_second() -> f64 {
             .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok())
             .unwrap_or(100.0)
     })
-}
-
-/// A server process started by this task, killed (by its own pid) when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Server {
-    /// Starts `cmd` and waits (up to 30 s) for its `listening on http://ADDR` line.
-    fn start(name: &str, cmd: &mut Command) -> Result<Server> {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name(format!("load-{name}-stdout"))
-            .spawn(move || {
-                let mut sent = false;
-                for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-                    if !sent {
-                        if let Some(addr) = line.split("http://").nth(1) {
-                            let _ = tx.send(addr.trim().to_string());
-                            sent = true;
-                        }
-                    }
-                }
-            })?;
-        let mut server = Server {
-            child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        };
-        let addr = rx
-            .recv_timeout(Duration::from_secs(30))
-            .with_context(|| format!("{name} did not report its address within 30 s"))?;
-        server.addr = addr
-            .parse()
-            .with_context(|| format!("{name} reported a bad address '{addr}'"))?;
-        Ok(server)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A reply from [`http_get`].

@@ -17,6 +17,7 @@ mod bench_symbol;
 mod deps;
 mod dist;
 mod load;
+mod server_proc;
 mod tidy;
 
 fn main() -> Result<()> {
