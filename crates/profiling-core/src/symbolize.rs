@@ -401,7 +401,10 @@ impl Symbolizer {
                     }
                     Err(e) => {
                         tracing::debug!(module = %module.path.display(), error = %error_chain(&e), "module not symbolized");
-                        *state = ModuleState::Unreadable;
+                        // Out of file descriptors or memory: the next lookup tries again.
+                        if !e.is_transient() {
+                            *state = ModuleState::Unreadable;
+                        }
                         return None;
                     }
                 },

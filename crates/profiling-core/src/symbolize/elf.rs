@@ -33,6 +33,22 @@ pub(super) enum LoadError {
     },
 }
 
+impl LoadError {
+    /// Whether trying again later may succeed: running out of file descriptors or memory is
+    /// transient, a missing, unreadable or unparsable file is not.
+    pub(super) fn is_transient(&self) -> bool {
+        match self {
+            LoadError::Io { source, .. } => !matches!(
+                source.kind(),
+                io::ErrorKind::NotFound
+                    | io::ErrorKind::PermissionDenied
+                    | io::ErrorKind::InvalidData
+            ),
+            LoadError::Parse { .. } => false,
+        }
+    }
+}
+
 /// Identity of a file on disk: the same file is mapped once per process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct FileKey {
