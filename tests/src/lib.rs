@@ -426,3 +426,30 @@ pub fn hold_memory(server: &TestServer) -> TcpStream {
     }
     slow
 }
+
+/// Every GET route of the server, each path as a client would call it with no parameters (the
+/// hostile-input and TLS tests build their requests from it).
+pub const GET_ROUTES: &[&str] = &[
+    "/debug/pprof/profile",
+    "/debug/pprof/set_prof_active",
+    "/debug/pprof/set_prof_inactive",
+    "/debug/pprof/heap",
+    "/debug/pprof/heap_activate",
+    "/debug/pprof/heap_list",
+    "/debug/pprof/heap_deactivate",
+    "/debug/pprof/heap_file/000001.heap",
+    "/debug/pprof/symbol",
+    "/debug/pprof/cmdline",
+    "/debug/pprof/arena_purge",
+    "/debug/pprof/memory_status",
+    "/tiflash/store-status",
+    "/tifash/store-status",
+    "/tiflash/sync-status/1",
+    "/tiflash/sync-status/keyspace/1/table/1",
+    "/tiflash/remote/owner/info",
+    "/tiflash/remote/owner/resign",
+    "/tiflash/remote/gc",
+    "/tiflash/remote/upload",
+    "/tiflash/livez",
+    "/tiflash/readyz",
+];

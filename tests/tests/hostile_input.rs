@@ -3,6 +3,7 @@
 //! the status alone), none gets a 5xx, and after each one the server answers normally.
 #![allow(clippy::unwrap_used)]
 
+use integration_tests::GET_ROUTES;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -44,33 +45,6 @@ fn request(method: &str, target: &str, headers: &[&str], body: &[u8]) -> Vec<u8>
 fn get(target: &str) -> Vec<u8> {
     request("GET", target, &[], b"")
 }
-
-/// Every GET route with parameters that are valid (used to build wrong-method, body-on-GET and
-/// unknown-parameter cases; none of these requests is sent as is).
-const GET_ROUTES: &[&str] = &[
-    "/debug/pprof/profile",
-    "/debug/pprof/set_prof_active",
-    "/debug/pprof/set_prof_inactive",
-    "/debug/pprof/heap",
-    "/debug/pprof/heap_activate",
-    "/debug/pprof/heap_list",
-    "/debug/pprof/heap_deactivate",
-    "/debug/pprof/heap_file/000001.heap",
-    "/debug/pprof/symbol",
-    "/debug/pprof/cmdline",
-    "/debug/pprof/arena_purge",
-    "/debug/pprof/memory_status",
-    "/tiflash/store-status",
-    "/tifash/store-status",
-    "/tiflash/sync-status/1",
-    "/tiflash/sync-status/keyspace/1/table/1",
-    "/tiflash/remote/owner/info",
-    "/tiflash/remote/owner/resign",
-    "/tiflash/remote/gc",
-    "/tiflash/remote/upload",
-    "/tiflash/livez",
-    "/tiflash/readyz",
-];
 
 /// A deterministic byte generator (xorshift64*), for the random symbol bodies.
 struct Bytes(u64);
