@@ -3,12 +3,11 @@
 //! the status alone), none gets a 5xx, and after each one the server answers normally.
 #![allow(clippy::unwrap_used)]
 
-use integration_tests::GET_ROUTES;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::Duration;
 
-use integration_tests::{parse_response, TestServer};
+use integration_tests::{parse_response, TestServer, GET_ROUTES};
 
 /// One hostile request.
 struct Case {
